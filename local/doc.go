@@ -1,0 +1,42 @@
+// Package local is evstore's local event log: one bbolt file holding every
+// event, a per-stream index, the current version of each stream, and the
+// idempotency keys of committed commands.
+//
+// # Basics
+//
+// [Open] a file, [Store.Append] events (optionally with [Expect]ations on
+// stream versions), read them back with [Store.ReadStream], [Store.ReadAll]
+// or [Store.Subscribe]. Commands (package executor) use [Store.ReadStreams]
+// to read their streams once and [Store.Write] to commit with an Expect for
+// every stream they read.
+//
+// All writes go through one writer goroutine that groups whatever is queued
+// into one bbolt transaction and one fsync (group commit). Each request in a
+// group is checked on its own, against the versions bucket and against the
+// requests before it in the group; one that fails is rejected alone. A caller
+// is answered only after the transaction is durable.
+//
+// # Invariants
+//
+//   - Positions are 1..Head with no gaps, in commit order; each stream's
+//     versions are 1..n with no gaps.
+//   - A request is all or nothing across all its streams.
+//   - Stream versions are read from the versions bucket once per transaction;
+//     events are never re-read to learn a version.
+//   - Every record carries a CRC-32C; a damaged one is reported as
+//     format.ErrCorrupt with its position, never returned as data.
+//   - Iterators never hold a read transaction while the caller's code runs:
+//     they read in chunks, a fresh transaction each.
+//
+// The layout is documented byte by byte in docs/format.md.
+//
+// # Caveats
+//
+//   - bbolt locks the file: one process (and one Store) at a time. A second
+//     Open fails with [ErrLocked] after Options.LockTimeout.
+//   - Options.NoSync trades durability of the last commits on power loss
+//     for speed; the file stays consistent.
+//   - A cancelled context stops a request only if the writer has not picked
+//     it up yet; after that the commit completes and is reported.
+//   - The file never shrinks: deleted space is reused but not returned.
+package local

@@ -1,0 +1,246 @@
+package local
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults for zero [Options] fields.
+const (
+	DefaultLockTimeout   = time.Second
+	DefaultMaxEventBytes = 4 << 20
+	// DefaultMaxGroupEvents bounds one group commit, so a burst of writers
+	// cannot build a transaction that holds everyone's answer for long.
+	DefaultMaxGroupEvents = 16384
+)
+
+// Options configure a [Store]. The zero value is durable and safe.
+type Options struct {
+	// NoSync skips the fsync after each group commit. Appends get several
+	// times faster, but a power loss or kernel crash can lose commits that
+	// were acknowledged; the file stays consistent either way. A crash of the
+	// process alone loses nothing.
+	NoSync bool
+	// LockTimeout is how long Open waits for another process to release
+	// the file before it fails with ErrLocked. Default 1s.
+	LockTimeout time.Duration
+	// MaxEventBytes caps one event's data plus metadata. Default 4 MiB.
+	// Larger events make every reader of their stream pay for them.
+	MaxEventBytes int
+	// MaxGroupEvents caps the events in one group commit. Larger groups
+	// amortise fsync better but delay the first caller in the group.
+	// Default 16384.
+	MaxGroupEvents int
+	// InitialMmapSize pre-sizes bbolt's memory map, in bytes. Remapping as
+	// the file grows waits for every open read transaction; a map larger
+	// than the file avoids that at the cost of address space. Default 0
+	// (grow on demand).
+	InitialMmapSize int
+	// Logger receives operational messages. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if o.MaxGroupEvents <= 0 {
+		o.MaxGroupEvents = DefaultMaxGroupEvents
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store is the local event log. It is safe for concurrent use; one Store per
+// file per process (bbolt holds an exclusive file lock).
+type Store struct {
+	db      *bolt.DB
+	path    string
+	id      string
+	created time.Time
+	opts    Options
+
+	head atomic.Uint64 // last committed position; written only by the writer
+
+	mu      sync.RWMutex // guards closed against sends on reqs
+	closed  bool
+	reqs    chan *request
+	stopped chan struct{} // closed when the writer has drained and exited
+	closing chan struct{} // closed by Close, wakes subscribers
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after each commit
+}
+
+// Open opens or creates the log at path.
+func Open(path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		NoSync:          opts.NoSync,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true,
+		InitialMmapSize: opts.InitialMmapSize,
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	s := &Store{
+		db:      db,
+		path:    path,
+		opts:    opts,
+		reqs:    make(chan *request, 4096),
+		stopped: make(chan struct{}),
+		closing: make(chan struct{}),
+		notify:  make(chan struct{}),
+	}
+	if err := db.Update(s.init); err != nil {
+		db.Close()
+		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
+			return nil, &PathError{Path: path, Err: err, Hint: "check --db points at an evstore file; restore it from a backup if it is damaged"}
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// ErrCorruptStore is returned when the store's own structures (not a single
+// record) are damaged.
+var ErrCorruptStore = errors.New("store structure is corrupt")
+
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return &PathError{Path: path, Err: ErrLocked, Hint: "close the other process (or its evstore command), or use another --db"}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return &PathError{Path: path, Err: fmt.Errorf("%w: %v", ErrNotStore, err), Hint: "check --db points at an evstore file; restore it from a backup if it is damaged"}
+	case errors.Is(err, fs.ErrPermission):
+		return &PathError{Path: path, Err: err, Hint: "check the file's and its directory's permissions"}
+	case errors.Is(err, fs.ErrNotExist):
+		return &PathError{Path: path, Err: err, Hint: "create the directory first"}
+	}
+	return &PathError{Path: path, Err: err}
+}
+
+// init creates the buckets of a new file or checks those of an existing one.
+func (s *Store) init(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		hasOther := false
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { hasOther = true; return nil })
+		if hasOther {
+			return fmt.Errorf("%w: a bbolt file without evstore's metadata", ErrNotStore)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		for k, v := range map[string][]byte{
+			string(metaKeyFormat):  binary.BigEndian.AppendUint32(nil, layoutVersion),
+			string(metaKeyID):      []byte(uuid.New().String()),
+			string(metaKeyCreated): []byte(now.Format(time.RFC3339Nano)),
+		} {
+			if err := meta.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+	}
+	if v := meta.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion {
+		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d)", ErrNotStore, v, layoutVersion)
+	}
+	s.id = string(meta.Get(metaKeyID))
+	if _, err := uuid.Parse(s.id); err != nil {
+		return fmt.Errorf("%w: store id %q", ErrCorruptStore, s.id)
+	}
+	var err error
+	if s.created, err = time.Parse(time.RFC3339Nano, string(meta.Get(metaKeyCreated))); err != nil {
+		return fmt.Errorf("%w: creation time: %v", ErrCorruptStore, err)
+	}
+	for _, name := range [][]byte{bucketLog, bucketVersions, bucketStreams, bucketIdem} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if k, _ := tx.Bucket(bucketLog).Cursor().Last(); k != nil {
+		if len(k) != 8 {
+			return fmt.Errorf("%w: log key %x", ErrCorruptStore, k)
+		}
+		s.head.Store(binary.BigEndian.Uint64(k))
+	}
+	return nil
+}
+
+// Close stops accepting appends, waits for those in flight to be committed
+// and answered, ends live subscriptions and closes the file. It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.stopped
+	close(s.closing)
+	return s.db.Close()
+}
+
+// ID is the store's random id, created when the file was created. It tells a
+// replica which log it is receiving, so a wiped device that reuses a name is
+// noticed.
+func (s *Store) ID() string { return s.id }
+
+// Created is when the file was created.
+func (s *Store) Created() time.Time { return s.created }
+
+// Path is the file the store was opened from.
+func (s *Store) Path() string { return s.path }
+
+// Head is the position of the last committed event, 0 if the log is empty.
+func (s *Store) Head() uint64 { return s.head.Load() }
+
+// changed returns a channel that is closed at the next commit. Grab it
+// before looking at the head, so a commit in between is never missed.
+func (s *Store) changed() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	return s.notify
+}
+
+func (s *Store) broadcast() {
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// view runs fn in a read transaction, mapping bbolt's closed error.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	err := s.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+func hasPrefix(k, p []byte) bool { return bytes.HasPrefix(k, p) }

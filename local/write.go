@@ -1,0 +1,120 @@
+package local
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evstore/evstore/format"
+	"github.com/google/uuid"
+)
+
+// Expect requires a stream to be exactly at Version when the append
+// commits; Version 0 means the stream must not exist.
+type Expect struct {
+	Stream  string
+	Version uint64
+}
+
+// MaxKeyBytes is the longest idempotency key.
+const MaxKeyBytes = 1024
+
+// Request is one atomic write: all its events or none.
+type Request struct {
+	Events []format.EventData
+	// Expect is checked for every stream named, whether or not Events
+	// writes to it: a command that only read a stream still depends on it.
+	Expect []Expect
+	// Key, if set, makes the request idempotent: if a request with the
+	// same key was committed before, nothing is written and its receipt is
+	// returned with Duplicate set. The key is stored in the same
+	// transaction as the events.
+	Key string
+	// Retries is stored with Key so a duplicate reports the first
+	// execution's retry count.
+	Retries int
+}
+
+// Receipt describes a committed request.
+type Receipt struct {
+	Events    []format.Event // what was appended, in position order
+	Duplicate bool           // Key was already committed; Events are the first request's
+	Retries   int            // as stored with Key
+}
+
+// Last is the position of the last appended event, 0 if none.
+func (r Receipt) Last() uint64 {
+	if len(r.Events) == 0 {
+		return 0
+	}
+	return r.Events[len(r.Events)-1].Position
+}
+
+// Append writes events atomically across all their streams after checking
+// every expect. It returns the position of the last event written. An empty
+// event list is a no-op.
+func (s *Store) Append(ctx context.Context, events []format.EventData, expect ...Expect) (last uint64, err error) {
+	r, err := s.Write(ctx, Request{Events: events, Expect: expect})
+	return r.Last(), err
+}
+
+// Write commits req through the group-commit writer and waits until it is
+// durable (or, with Options.NoSync, committed).
+//
+// A context cancelled before the writer picks the request up means nothing
+// is written. Once picked up, the commit goes ahead and Write waits for it
+// (a few milliseconds at most) so the answer is never ambiguous.
+func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
+	if err := s.validate(&req); err != nil {
+		return Receipt{}, err
+	}
+	if len(req.Events) == 0 && req.Key == "" {
+		return Receipt{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Receipt{}, err
+	}
+	r := &request{ctx: ctx, req: req, done: make(chan struct{})}
+	// Ids are made here, not by the writer, so that work runs in parallel.
+	r.ids = make([]uuid.UUID, len(req.Events))
+	for i := range r.ids {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return Receipt{}, fmt.Errorf("make event id: %w", err)
+		}
+		r.ids[i] = id
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return Receipt{}, ErrClosed
+	}
+	s.reqs <- r
+	s.mu.RUnlock()
+	<-r.done
+	return r.receipt, r.err
+}
+
+func (s *Store) validate(req *Request) error {
+	for i := range req.Events {
+		if err := format.ValidateEventData(&req.Events[i], s.opts.MaxEventBytes); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	seen := make(map[string]uint64, len(req.Expect))
+	for _, e := range req.Expect {
+		if err := format.ValidateStream(e.Stream); err != nil {
+			return fmt.Errorf("expect: %w", err)
+		}
+		if v, dup := seen[e.Stream]; dup && v != e.Version {
+			return &format.InvalidError{Field: "expect", Value: e.Stream, Reason: fmt.Sprintf("expected at two versions, %d and %d", v, e.Version)}
+		}
+		seen[e.Stream] = e.Version
+	}
+	if len(req.Key) > MaxKeyBytes {
+		return &format.InvalidError{Field: "idempotency key", Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(req.Key), MaxKeyBytes)}
+	}
+	if req.Retries < 0 {
+		return &format.InvalidError{Field: "retries", Reason: "must not be negative"}
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package local
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/evstore/evstore/format"
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// request is a Request queued for the writer, with the answer slots the
+// writer fills before closing done.
+type request struct {
+	ctx  context.Context
+	req  Request
+	ids  []uuid.UUID
+	done chan struct{}
+
+	receipt Receipt
+	err     error
+	dupOf   *request // same key as an earlier request in this group
+}
+
+// writer is the only goroutine that writes to bbolt. It takes everything
+// queued (up to MaxGroupEvents), commits it in one transaction with one
+// fsync, and answers each caller. Requests that fail their expectations are
+// rejected alone; the rest of the group still commits.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	var group []*request
+	for {
+		r, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		group = append(group[:0], r)
+		events := len(r.req.Events)
+		open := true
+	drain:
+		for events < s.opts.MaxGroupEvents {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				group = append(group, r)
+				events += len(r.req.Events)
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+		clear(group) // drop references so answered requests can be collected
+		if !open {
+			return
+		}
+	}
+}
+
+// groupTx is the state of one group commit.
+type groupTx struct {
+	log, versions, streams, idem *bolt.Bucket
+	now                          time.Time
+	next                         uint64                  // next position to assign
+	states                       map[string]*streamState // read once per transaction, then kept current
+	dirty                        map[string]bool
+	keys                         map[string]*request
+	arena                        []byte // bbolt keeps references to keys and values until commit
+}
+
+func (s *Store) commit(group []*request) {
+	g := &groupTx{
+		now:    time.Now().UTC(),
+		next:   s.head.Load() + 1,
+		states: make(map[string]*streamState),
+		dirty:  make(map[string]bool),
+		keys:   make(map[string]*request),
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		g.log, g.versions, g.streams, g.idem = tx.Bucket(bucketLog), tx.Bucket(bucketVersions), tx.Bucket(bucketStreams), tx.Bucket(bucketIdem)
+		// Both buckets only ever grow at their ends (the log) or per stream
+		// in order (the index), so full pages waste no space and split less.
+		g.log.FillPercent = 1.0
+		g.streams.FillPercent = 0.9
+		for _, r := range group {
+			if err := g.apply(r); err != nil {
+				return err
+			}
+		}
+		for stream := range g.dirty {
+			st := g.states[stream]
+			if err := g.versions.Put([]byte(stream), st.appendTo(nil)); err != nil {
+				return fmt.Errorf("update version of %s: %w", stream, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+		s.opts.Logger.Error("group commit failed", "requests", len(group), "err", err)
+	} else if g.next-1 != s.head.Load() {
+		s.head.Store(g.next - 1)
+		s.broadcast()
+	}
+	for _, r := range group {
+		switch {
+		case r.err != nil: // rejected on its own; stands whatever the group did
+		case err != nil:
+			r.err = err
+			r.receipt = Receipt{}
+		case r.dupOf != nil:
+			r.receipt, r.err = r.dupOf.receipt, r.dupOf.err
+			r.receipt.Duplicate = true
+		}
+		close(r.done)
+	}
+}
+
+// apply checks one request and, if it passes, writes it into the group's
+// transaction. A returned error aborts the whole group (a bbolt failure); a
+// request-level failure is recorded in r.err instead.
+func (g *groupTx) apply(r *request) error {
+	if err := r.ctx.Err(); err != nil {
+		r.err = err
+		return nil
+	}
+	if key := r.req.Key; key != "" {
+		if first, ok := g.keys[key]; ok {
+			r.dupOf = first
+			return nil
+		}
+		if v := g.idem.Get([]byte(key)); v != nil {
+			rec, err := decodeReceipt(v)
+			if err == nil {
+				r.receipt, err = g.receipt(rec)
+			}
+			r.err = err
+			return nil
+		}
+	}
+	for _, e := range r.req.Expect {
+		st, err := g.state(e.Stream)
+		if err != nil {
+			return err
+		}
+		if st.version != e.Version {
+			r.err = &ConflictError{Stream: e.Stream, Expected: e.Version, Actual: st.version}
+			return nil
+		}
+	}
+	events := make([]format.Event, len(r.req.Events))
+	for i, d := range r.req.Events {
+		st, err := g.state(d.Stream)
+		if err != nil {
+			return err
+		}
+		st.version++
+		st.last = g.next
+		g.dirty[d.Stream] = true
+		events[i] = format.Event{
+			Position: g.next, Stream: d.Stream, Version: st.version, Type: d.Type,
+			Data: d.Data, Metadata: d.Metadata, ID: r.ids[i].String(), Time: g.now,
+		}
+		if err := g.put(&events[i]); err != nil {
+			return err
+		}
+		g.next++
+	}
+	r.receipt = Receipt{Events: events, Retries: r.req.Retries}
+	if key := r.req.Key; key != "" {
+		rec := receipt{retries: uint32(r.req.Retries)}
+		if len(events) > 0 {
+			rec.first, rec.last = events[0].Position, events[len(events)-1].Position
+		}
+		if err := g.idem.Put([]byte(key), rec.appendTo(nil)); err != nil {
+			return fmt.Errorf("store idempotency key: %w", err)
+		}
+		g.keys[key] = r
+	}
+	return nil
+}
+
+func (g *groupTx) put(ev *format.Event) error {
+	start := len(g.arena)
+	g.arena = binary.BigEndian.AppendUint64(g.arena, ev.Position)
+	keyEnd := len(g.arena)
+	var err error
+	if g.arena, err = format.AppendRecord(g.arena, ev); err != nil {
+		return err
+	}
+	recEnd := len(g.arena)
+	g.arena = appendStreamKey(g.arena, ev.Stream, ev.Version)
+	idxEnd := len(g.arena)
+	// Sub-slices stay valid when append moves the arena: the old array is
+	// kept alive by them and never written again.
+	pos, rec, idx := g.arena[start:keyEnd:keyEnd], g.arena[keyEnd:recEnd:recEnd], g.arena[recEnd:idxEnd:idxEnd]
+	if err := g.log.Put(pos, rec); err != nil {
+		return fmt.Errorf("append %s: %w", ev.Stream, err)
+	}
+	if err := g.streams.Put(idx, pos); err != nil {
+		return fmt.Errorf("index %s: %w", ev.Stream, err)
+	}
+	return nil
+}
+
+// state returns the stream's version as of this transaction, reading the
+// versions bucket at most once per stream.
+func (g *groupTx) state(stream string) (*streamState, error) {
+	if st, ok := g.states[stream]; ok {
+		return st, nil
+	}
+	st := &streamState{}
+	if v := g.versions.Get([]byte(stream)); v != nil {
+		var err error
+		if *st, err = decodeStreamState(v); err != nil {
+			return nil, fmt.Errorf("%w: stream %q: %v", ErrCorruptStore, stream, err)
+		}
+	}
+	g.states[stream] = st
+	return st, nil
+}
+
+// receipt rebuilds the answer to an earlier request from its stored
+// positions.
+func (g *groupTx) receipt(rec receipt) (Receipt, error) {
+	out := Receipt{Duplicate: true, Retries: int(rec.retries)}
+	if rec.first == 0 {
+		return out, nil
+	}
+	for p := rec.first; p <= rec.last; p++ {
+		ev, err := getEvent(g.log, p)
+		if err != nil {
+			return Receipt{}, err
+		}
+		out.Events = append(out.Events, ev)
+	}
+	return out, nil
+}
+
+func getEvent(log *bolt.Bucket, pos uint64) (format.Event, error) {
+	v := log.Get(u64(pos))
+	if v == nil {
+		return format.Event{}, &format.CorruptError{Position: pos, Reason: "missing from the log"}
+	}
+	return format.DecodeRecord(pos, v)
+}
