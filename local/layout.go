@@ -16,7 +16,7 @@ var (
 )
 
 var (
-	metaKeyFormat  = []byte("format")  // uint32 BE layout version
+	metaKeyFormat  = []byte("format")   // uint32 BE layout version
 	metaKeyID      = []byte("store-id") // UUID text
 	metaKeyCreated = []byte("created")  // RFC 3339 UTC
 )

@@ -1,0 +1,116 @@
+package executor
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/evstore/evstore/format"
+)
+
+// streamCache keeps the decoded events of recently used streams so a command
+// reads only what is past them. A stream's events are a prefix that only
+// grows (events are immutable once committed), so a cached slice is never
+// wrong, only short.
+//
+// Slices handed out are capped at their length; the cache may append in
+// place past a reader's length, which the reader never looks at.
+type streamCache struct {
+	mu    sync.Mutex
+	limit int // total events; <= 0 disables
+	total int
+	lru   *list.List // of *cacheEntry, most recent at the front
+	byKey map[string]*list.Element
+}
+
+type cacheEntry struct {
+	stream string
+	events []format.Event
+}
+
+func newStreamCache(limit int) *streamCache {
+	return &streamCache{limit: limit, lru: list.New(), byKey: make(map[string]*list.Element)}
+}
+
+func (c *streamCache) get(stream string) []format.Event {
+	if c.limit <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[stream]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	evs := el.Value.(*cacheEntry).events
+	return evs[:len(evs):len(evs)]
+}
+
+// add returns have+more as one slice and caches it if it extends what is
+// cached. have must be the stream's events from version 1, more the ones
+// that follow.
+func (c *streamCache) add(stream string, have, more []format.Event) []format.Event {
+	if c.limit <= 0 || len(have)+len(more) > c.limit {
+		return append(have[:len(have):len(have)], more...)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[stream]
+	if !ok {
+		el = c.lru.PushFront(&cacheEntry{stream: stream})
+		c.byKey[stream] = el
+	}
+	c.lru.MoveToFront(el)
+	e := el.Value.(*cacheEntry)
+	old, want := len(e.events), len(have)+len(more)
+	switch {
+	case old >= want:
+		// Someone cached further meanwhile; ours is a prefix of theirs.
+		return e.events[:want:want]
+	case old == len(have):
+		// The usual case: extend in place, amortised.
+		e.events = append(e.events, more...)
+	default:
+		e.events = append(have[:len(have):len(have)], more...)
+	}
+	c.total += len(e.events) - old
+	c.evict(el)
+	return e.events[:want:want]
+}
+
+// extend appends events a command just committed, so the next command on
+// the same streams reads nothing. Events are in position order and each
+// stream's are consecutive versions.
+func (c *streamCache) extend(events []format.Event) {
+	if c.limit <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range events {
+		el, ok := c.byKey[ev.Stream]
+		if !ok {
+			continue
+		}
+		e := el.Value.(*cacheEntry)
+		if uint64(len(e.events))+1 != ev.Version {
+			continue // the cache is behind; a later read fills the gap
+		}
+		e.events = append(e.events, ev)
+		c.total++
+		c.evict(el)
+	}
+}
+
+// evict drops least recently used streams until the cache fits, never keep.
+func (c *streamCache) evict(keep *list.Element) {
+	for c.total > c.limit {
+		el := c.lru.Back()
+		if el == nil || el == keep {
+			return
+		}
+		e := c.lru.Remove(el).(*cacheEntry)
+		delete(c.byKey, e.stream)
+		c.total -= len(e.events)
+	}
+}

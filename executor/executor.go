@@ -1,0 +1,316 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
+)
+
+// Command is an event-sourcing command over state S.
+type Command[S any] interface {
+	// Streams are the streams the command reads; the only ones it may write.
+	Streams() []string
+	// Apply folds one event into the state.
+	Apply(state *S, ev format.Event)
+	// Handle decides which events to append. An error is returned to the
+	// caller unchanged and nothing is written, except [ReadAlso].
+	Handle(ctx context.Context, state S) ([]format.EventData, error)
+}
+
+// Options configure an [Executor].
+type Options struct {
+	// MaxRetries is how many times a command is retried after a version
+	// conflict before Execute gives up. Default 10; negative means none.
+	MaxRetries int
+	// BaseBackoff is the first retry's maximum wait; each retry doubles it
+	// up to MaxBackoff, and the wait is drawn uniformly below that (full
+	// jitter), so colliding commands spread out. Defaults 500µs and 50ms.
+	BaseBackoff, MaxBackoff time.Duration
+	// CacheEvents bounds the decoded events kept per executor so commands
+	// read only what is new in their streams. More memory, fewer reads.
+	// Default 262144 events; negative disables the cache.
+	CacheEvents int
+}
+
+// Defaults for zero [Options] fields.
+const (
+	DefaultMaxRetries  = 10
+	DefaultBaseBackoff = 500 * time.Microsecond
+	DefaultMaxBackoff  = 50 * time.Millisecond
+	DefaultCacheEvents = 1 << 18
+	// MaxDiscoveryRounds bounds how often Handle may ask to read more
+	// streams with ReadAlso in one execution.
+	MaxDiscoveryRounds = 16
+)
+
+// Executor runs commands against one store. It is safe for concurrent use.
+type Executor struct {
+	store *local.Store
+	opts  Options
+	cache *streamCache
+}
+
+// New returns an executor over store.
+func New(store *local.Store, opts Options) *Executor {
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	}
+	opts.MaxRetries = max(opts.MaxRetries, 0)
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = DefaultBaseBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.CacheEvents == 0 {
+		opts.CacheEvents = DefaultCacheEvents
+	}
+	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents)}
+}
+
+// Store is the store the executor writes to.
+func (ex *Executor) Store() *local.Store { return ex.store }
+
+// Result is the outcome of [Execute].
+type Result struct {
+	Position uint64         // last appended position, 0 if none
+	Events   []format.Event // what was appended
+	Retries  int            // conflicts before the commit succeeded
+}
+
+// ExecOption changes one execution.
+type ExecOption func(*execConfig)
+
+type execConfig struct {
+	key      string
+	metadata map[string]string
+}
+
+// Idempotent makes the execution idempotent under key: running a command
+// with the same key again returns the first Result and appends nothing, also
+// after a restart.
+func Idempotent(key string) ExecOption { return func(c *execConfig) { c.key = key } }
+
+// WithMetadata merges md into the metadata of every appended event. Keys the
+// command set itself win.
+func WithMetadata(md map[string]string) ExecOption {
+	return func(c *execConfig) {
+		if c.metadata == nil {
+			c.metadata = make(map[string]string, len(md))
+		}
+		maps.Copy(c.metadata, md)
+	}
+}
+
+var (
+	// ErrUndeclaredStream is returned when Handle emits an event for a
+	// stream the command did not read.
+	ErrUndeclaredStream = errors.New("event for a stream the command did not read")
+	// ErrDiscoveryLimit is returned when Handle keeps asking for more
+	// streams with ReadAlso.
+	ErrDiscoveryLimit = errors.New("too many ReadAlso rounds")
+)
+
+// UndeclaredStreamError names the stream. It unwraps to [ErrUndeclaredStream].
+type UndeclaredStreamError struct{ Stream string }
+
+func (e *UndeclaredStreamError) Error() string {
+	return fmt.Sprintf("stream %q: %v; add it to Streams() or return ReadAlso(%q) from Handle", e.Stream, ErrUndeclaredStream, e.Stream)
+}
+
+// Unwrap makes errors.Is(err, ErrUndeclaredStream) hold.
+func (e *UndeclaredStreamError) Unwrap() error { return ErrUndeclaredStream }
+
+// ReadAlsoError is what [ReadAlso] returns.
+type ReadAlsoError struct{ Streams []string }
+
+func (e *ReadAlsoError) Error() string {
+	return fmt.Sprintf("read also %v (returned by Handle outside Execute?)", e.Streams)
+}
+
+// ReadAlso, returned by Handle, asks Execute to add streams to the read set
+// (and so to the conflict checks), fold again and call Handle again. It
+// serves commands that learn from one stream which others they need.
+func ReadAlso(streams ...string) error { return &ReadAlsoError{Streams: streams} }
+
+// Execute runs cmd: read, fold, decide, commit, retrying on conflict.
+func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...ExecOption) (Result, error) {
+	var cfg execConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.key != "" {
+		rec, found, err := ex.store.Lookup(cfg.key)
+		if err != nil {
+			return Result{}, fmt.Errorf("look up idempotency key: %w", err)
+		}
+		if found {
+			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries}, nil
+		}
+	}
+	rs := &readSet{}
+	if err := rs.add(cmd.Streams()); err != nil {
+		return Result{}, err
+	}
+	rounds, retries := 0, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		if err := rs.refresh(ex); err != nil {
+			return Result{}, err
+		}
+		var state S
+		rs.fold(func(e format.Event) { cmd.Apply(&state, e) })
+		events, err := cmd.Handle(ctx, state)
+		if ra, ok := errors.AsType[*ReadAlsoError](err); ok {
+			if rounds++; rounds > MaxDiscoveryRounds {
+				return Result{}, fmt.Errorf("%w: Handle asked for more streams %d times (last: %v)", ErrDiscoveryLimit, MaxDiscoveryRounds, ra.Streams)
+			}
+			if err := rs.add(ra.Streams); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if len(events) == 0 && cfg.key == "" {
+			return Result{Retries: retries}, nil
+		}
+		for i := range events {
+			if !rs.has(events[i].Stream) {
+				return Result{}, &UndeclaredStreamError{Stream: events[i].Stream}
+			}
+			if cfg.metadata != nil {
+				md := maps.Clone(cfg.metadata)
+				maps.Copy(md, events[i].Metadata)
+				events[i].Metadata = md
+			}
+		}
+		rec, err := ex.store.Write(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries})
+		if err == nil {
+			if !rec.Duplicate {
+				ex.cache.extend(rec.Events)
+				return Result{Position: rec.Last(), Events: rec.Events, Retries: retries}, nil
+			}
+			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries}, nil
+		}
+		if !errors.Is(err, local.ErrConflict) {
+			return Result{}, err
+		}
+		if retries >= ex.opts.MaxRetries {
+			return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, err)
+		}
+		retries++
+		if err := sleep(ctx, ex.backoff(retries)); err != nil {
+			return Result{}, err
+		}
+	}
+}
+
+func (ex *Executor) backoff(retry int) time.Duration {
+	ceiling := min(ex.opts.BaseBackoff<<min(retry-1, 20), ex.opts.MaxBackoff)
+	return rand.N(ceiling) + 1
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readSet is what one execution has read: per stream, its events so far
+// and the version they reach.
+type readSet struct {
+	streams []string
+	events  [][]format.Event
+}
+
+func (rs *readSet) has(stream string) bool { return slices.Contains(rs.streams, stream) }
+
+func (rs *readSet) add(streams []string) error {
+	for _, st := range streams {
+		if err := format.ValidateStream(st); err != nil {
+			return fmt.Errorf("command streams: %w", err)
+		}
+		if !rs.has(st) {
+			rs.streams = append(rs.streams, st)
+			rs.events = append(rs.events, nil)
+		}
+	}
+	return nil
+}
+
+func (rs *readSet) version(i int) uint64 { return uint64(len(rs.events[i])) }
+
+// refresh brings every stream up to date from one snapshot, reading only
+// what is past the version already held (or cached).
+func (rs *readSet) refresh(ex *Executor) error {
+	after := make([]uint64, len(rs.streams))
+	for i, st := range rs.streams {
+		if cached := ex.cache.get(st); len(cached) > len(rs.events[i]) {
+			rs.events[i] = cached
+		}
+		after[i] = rs.version(i)
+	}
+	snap, err := ex.store.ReadStreams(rs.streams, after)
+	if err != nil {
+		return fmt.Errorf("read streams: %w", err)
+	}
+	for i, st := range rs.streams {
+		if snap.Versions[i] < after[i] {
+			// Versions only grow and the cache holds only committed events.
+			return fmt.Errorf("read streams: %w: stream %q is at version %d, below the %d already read", local.ErrCorruptStore, st, snap.Versions[i], after[i])
+		}
+		if len(snap.Events[i]) > 0 {
+			rs.events[i] = ex.cache.add(st, rs.events[i], snap.Events[i])
+		}
+	}
+	return nil
+}
+
+func (rs *readSet) expects() []local.Expect {
+	out := make([]local.Expect, len(rs.streams))
+	for i, st := range rs.streams {
+		out[i] = local.Expect{Stream: st, Version: rs.version(i)}
+	}
+	return out
+}
+
+// fold calls fn for every event of every stream in global position order:
+// each stream is already in order, so this is a k-way merge.
+func (rs *readSet) fold(fn func(format.Event)) {
+	if len(rs.events) == 1 {
+		for _, e := range rs.events[0] {
+			fn(e)
+		}
+		return
+	}
+	idx := make([]int, len(rs.events))
+	for {
+		best := -1
+		for i, evs := range rs.events {
+			if idx[i] < len(evs) && (best < 0 || evs[idx[i]].Position < rs.events[best][idx[best]].Position) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return
+		}
+		fn(rs.events[best][idx[best]])
+		idx[best]++
+	}
+}
