@@ -1,0 +1,442 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/evstore/evstore/executor"
+	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
+)
+
+// Event types of an account stream. Every money event carries "amount" (a
+// positive number of cents) and "balance" (the balance after the event, for
+// readers; the fold recomputes it from the amounts).
+const (
+	EventAccountOpened    = "AccountOpened"    // {"account":"alice","owner":"Alice"}
+	EventDeposited        = "Deposited"        // {"amount":500,"balance":1500}
+	EventWithdrawn        = "Withdrawn"        // {"amount":500,"balance":1000}
+	EventTransferSent     = "TransferSent"     // {"amount":500,"to":"bob","balance":500}
+	EventTransferReceived = "TransferReceived" // {"amount":500,"from":"alice","balance":2500}
+)
+
+// Sentinels of the bank's domain failures, for errors.Is. Each is wrapped by
+// a structured error type that says which account and which amounts.
+var (
+	ErrUnknownAccount    = errors.New("unknown account")
+	ErrAccountExists     = errors.New("account already open")
+	ErrSameAccount       = errors.New("same account twice")
+	ErrInvalidAmount     = errors.New("amount must be positive")
+	ErrInsufficientFunds = errors.New("insufficient funds")
+	ErrOverflow          = errors.New("balance overflow")
+	// ErrCorruptAccount means an account stream holds an event the fold
+	// cannot accept (written, say, by the generic append command); no
+	// command runs on such an account rather than guess its balance.
+	ErrCorruptAccount = errors.New("corrupt account stream")
+)
+
+// AccountError is a failure about one account: it wraps
+// [ErrUnknownAccount], [ErrAccountExists] or [ErrSameAccount].
+type AccountError struct {
+	Account string
+	Err     error
+}
+
+func (e *AccountError) Error() string {
+	switch e.Err {
+	case ErrUnknownAccount:
+		return fmt.Sprintf("unknown account %q: open it first with bank.open", e.Account)
+	case ErrAccountExists:
+		return fmt.Sprintf("account %q is already open", e.Account)
+	case ErrSameAccount:
+		return fmt.Sprintf("cannot transfer from account %q to itself: from and to must differ", e.Account)
+	}
+	return fmt.Sprintf("account %q: %v", e.Account, e.Err)
+}
+
+func (e *AccountError) Unwrap() error { return e.Err }
+
+// AmountError reports an amount that is not a positive number of cents. It
+// unwraps to [ErrInvalidAmount].
+type AmountError struct{ Amount int64 }
+
+func (e *AmountError) Error() string {
+	return fmt.Sprintf("amount must be a positive number of cents, got %d", e.Amount)
+}
+
+func (e *AmountError) Unwrap() error { return ErrInvalidAmount }
+
+// InsufficientFundsError reports a withdrawal or transfer larger than the
+// balance. It unwraps to [ErrInsufficientFunds].
+type InsufficientFundsError struct {
+	Account string
+	Op      string // "withdrawal" or "transfer"
+	Balance int64  // cents
+	Amount  int64  // cents
+}
+
+func (e *InsufficientFundsError) Error() string {
+	return fmt.Sprintf("insufficient funds in account %q: balance is %d cents, the %s of %d cents is %d cents short",
+		e.Account, e.Balance, e.Op, e.Amount, e.Amount-e.Balance)
+}
+
+func (e *InsufficientFundsError) Unwrap() error { return ErrInsufficientFunds }
+
+// OverflowError reports a credit that would push a balance past the largest
+// int64. It unwraps to [ErrOverflow].
+type OverflowError struct {
+	Account string
+	Balance int64
+	Amount  int64
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("balance of account %q would overflow: %d + %d cents exceeds %d", e.Account, e.Balance, e.Amount, int64(math.MaxInt64))
+}
+
+func (e *OverflowError) Unwrap() error { return ErrOverflow }
+
+// CorruptAccountError names the event an account fold refused. It unwraps
+// to [ErrCorruptAccount].
+type CorruptAccountError struct {
+	Account  string
+	Position uint64
+	Reason   string
+}
+
+func (e *CorruptAccountError) Error() string {
+	return fmt.Sprintf("account %q: event at position %d: %s", e.Account, e.Position, e.Reason)
+}
+
+func (e *CorruptAccountError) Unwrap() error { return ErrCorruptAccount }
+
+// AccountStream returns the stream id of a bank account.
+func AccountStream(id string) string { return "account-" + id }
+
+// Account is the state of one bank account, folded from its stream.
+type Account struct {
+	ID      string
+	Owner   string
+	Open    bool
+	Balance int64  // cents
+	Version uint64 // version of the last event folded, 0 if none
+}
+
+type moneyData struct {
+	Amount  *int64 `json:"amount"`
+	Balance int64  `json:"balance"`
+	To      string `json:"to,omitempty"`
+	From    string `json:"from,omitempty"`
+}
+
+type openedData struct {
+	Account string `json:"account"`
+	Owner   string `json:"owner"`
+}
+
+// Apply folds one event of the account's stream into a. It ignores event
+// types it does not know, so other writers may annotate an account stream,
+// but refuses a known event it cannot make sense of.
+func (a *Account) Apply(ev format.Event) error {
+	bad := func(format string, v ...any) error {
+		return &CorruptAccountError{Account: a.ID, Position: ev.Position, Reason: fmt.Sprintf(format, v...)}
+	}
+	a.Version = ev.Version
+	switch ev.Type {
+	case EventAccountOpened:
+		var d openedData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return bad("%s data is not valid: %v", ev.Type, err)
+		}
+		if a.Open {
+			return bad("account opened twice")
+		}
+		a.Open, a.Owner = true, d.Owner
+		return nil
+	case EventDeposited, EventTransferReceived, EventWithdrawn, EventTransferSent:
+	default:
+		return nil
+	}
+	var d moneyData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return bad("%s data is not valid: %v", ev.Type, err)
+	}
+	switch {
+	case !a.Open:
+		return bad("%s before the account was opened", ev.Type)
+	case d.Amount == nil || *d.Amount <= 0:
+		return bad("%s without a positive amount", ev.Type)
+	}
+	amount := *d.Amount
+	if ev.Type == EventWithdrawn || ev.Type == EventTransferSent {
+		if amount > a.Balance {
+			return bad("%s of %d cents exceeds the balance of %d", ev.Type, amount, a.Balance)
+		}
+		a.Balance -= amount
+		return nil
+	}
+	if amount > math.MaxInt64-a.Balance {
+		return bad("%s of %d cents overflows the balance of %d", ev.Type, amount, a.Balance)
+	}
+	a.Balance += amount
+	return nil
+}
+
+// ReadAccount folds the stream of account id from the store. An account
+// that was never opened is returned with Open false and no error.
+func ReadAccount(ctx context.Context, store *local.Store, id string) (Account, error) {
+	a := Account{ID: id}
+	for ev, err := range store.ReadStream(AccountStream(id), 1) {
+		if err != nil {
+			return a, err
+		}
+		if err := ctx.Err(); err != nil {
+			return a, err
+		}
+		if err := a.Apply(ev); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// Balance returns the balance of account id in cents and whether the
+// account is open.
+func Balance(ctx context.Context, store *local.Store, id string) (cents int64, open bool, err error) {
+	a, err := ReadAccount(ctx, store, id)
+	return a.Balance, a.Open, err
+}
+
+// accountState is the fold of a command on one account. Apply cannot return
+// an error, so the first one is kept and returned by Handle.
+type accountState struct {
+	acct Account
+	err  error
+}
+
+func (s *accountState) apply(id string, ev format.Event) {
+	if s.err != nil {
+		return
+	}
+	s.acct.ID = id
+	s.err = s.acct.Apply(ev)
+}
+
+func moneyEvent(stream, typ string, d moneyData) format.EventData {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic(err) // ints and strings always marshal
+	}
+	return format.EventData{Stream: stream, Type: typ, Data: b}
+}
+
+// accountArg decodes an account id field and checks the stream it names.
+func accountArg(a *args, field string) (string, error) {
+	id, err := a.text(field)
+	if err != nil {
+		return "", err
+	}
+	return id, a.stream(field, AccountStream(id))
+}
+
+// amountArg decodes an amount field. A non-positive amount is a domain
+// failure rather than bad arguments: the JSON is well formed, the bank
+// refuses the value.
+func amountArg(a *args, field string) (int64, error) {
+	n, err := a.integer(field)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, &AmountError{Amount: n}
+	}
+	return n, nil
+}
+
+// bank.open
+
+const openShape = `{"account": string, "owner": string}`
+
+func openSpec() Spec {
+	return define("bank.open", openShape, "Open a bank account (stream account-<id>) with a zero balance.", parseOpen)
+}
+
+type openCmd struct{ id, owner string }
+
+func parseOpen(raw json.RawMessage) (executor.Command[accountState], error) {
+	a, err := parseArgs("bank.open", openShape, raw, "account", "owner")
+	if err != nil {
+		return nil, err
+	}
+	var c openCmd
+	if c.id, err = accountArg(a, "account"); err != nil {
+		return nil, err
+	}
+	if c.owner, err = a.text("owner"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c openCmd) Streams() []string { return []string{AccountStream(c.id)} }
+
+func (c openCmd) Apply(s *accountState, ev format.Event) { s.apply(c.id, ev) }
+
+func (c openCmd) Handle(_ context.Context, s accountState) ([]format.EventData, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.acct.Open {
+		return nil, &AccountError{Account: c.id, Err: ErrAccountExists}
+	}
+	b, err := json.Marshal(openedData{Account: c.id, Owner: c.owner})
+	if err != nil {
+		return nil, err
+	}
+	return []format.EventData{{Stream: AccountStream(c.id), Type: EventAccountOpened, Data: b}}, nil
+}
+
+// bank.deposit and bank.withdraw
+
+const moneyShape = `{"account": string, "amount": integer cents > 0}`
+
+func depositSpec() Spec {
+	return define("bank.deposit", moneyShape, "Deposit cents into an open account.",
+		func(raw json.RawMessage) (executor.Command[accountState], error) {
+			return parseMoney("bank.deposit", raw, false)
+		})
+}
+
+func withdrawSpec() Spec {
+	return define("bank.withdraw", moneyShape, "Withdraw cents from an open account; fails if the balance is too low.",
+		func(raw json.RawMessage) (executor.Command[accountState], error) {
+			return parseMoney("bank.withdraw", raw, true)
+		})
+}
+
+type moneyCmd struct {
+	id       string
+	amount   int64
+	withdraw bool
+}
+
+func parseMoney(name string, raw json.RawMessage, withdraw bool) (executor.Command[accountState], error) {
+	a, err := parseArgs(name, moneyShape, raw, "account", "amount")
+	if err != nil {
+		return nil, err
+	}
+	c := moneyCmd{withdraw: withdraw}
+	if c.id, err = accountArg(a, "account"); err != nil {
+		return nil, err
+	}
+	if c.amount, err = amountArg(a, "amount"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c moneyCmd) Streams() []string { return []string{AccountStream(c.id)} }
+
+func (c moneyCmd) Apply(s *accountState, ev format.Event) { s.apply(c.id, ev) }
+
+func (c moneyCmd) Handle(_ context.Context, s accountState) ([]format.EventData, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	acct := s.acct
+	if !acct.Open {
+		return nil, &AccountError{Account: c.id, Err: ErrUnknownAccount}
+	}
+	if c.withdraw {
+		if c.amount > acct.Balance {
+			return nil, &InsufficientFundsError{Account: c.id, Op: "withdrawal", Balance: acct.Balance, Amount: c.amount}
+		}
+		return []format.EventData{moneyEvent(AccountStream(c.id), EventWithdrawn,
+			moneyData{Amount: &c.amount, Balance: acct.Balance - c.amount})}, nil
+	}
+	if c.amount > math.MaxInt64-acct.Balance {
+		return nil, &OverflowError{Account: c.id, Balance: acct.Balance, Amount: c.amount}
+	}
+	return []format.EventData{moneyEvent(AccountStream(c.id), EventDeposited,
+		moneyData{Amount: &c.amount, Balance: acct.Balance + c.amount})}, nil
+}
+
+// bank.transfer
+
+const transferShape = `{"from": string, "to": string, "amount": integer cents > 0}`
+
+func transferSpec() Spec {
+	return define("bank.transfer", transferShape,
+		"Move cents between two open accounts atomically: one event on each account stream, or none.",
+		parseTransfer)
+}
+
+type transferCmd struct {
+	from, to string
+	amount   int64
+}
+
+type transferState struct {
+	from, to accountState
+}
+
+func parseTransfer(raw json.RawMessage) (executor.Command[transferState], error) {
+	a, err := parseArgs("bank.transfer", transferShape, raw, "from", "to", "amount")
+	if err != nil {
+		return nil, err
+	}
+	var c transferCmd
+	if c.from, err = accountArg(a, "from"); err != nil {
+		return nil, err
+	}
+	if c.to, err = accountArg(a, "to"); err != nil {
+		return nil, err
+	}
+	if c.amount, err = amountArg(a, "amount"); err != nil {
+		return nil, err
+	}
+	// Checked before anything is read: with one stream declared twice the
+	// fold would see every event twice and both events would land on one
+	// stream.
+	if c.from == c.to {
+		return nil, &AccountError{Account: c.from, Err: ErrSameAccount}
+	}
+	return c, nil
+}
+
+func (c transferCmd) Streams() []string { return []string{AccountStream(c.from), AccountStream(c.to)} }
+
+func (c transferCmd) Apply(s *transferState, ev format.Event) {
+	switch ev.Stream {
+	case AccountStream(c.from):
+		s.from.apply(c.from, ev)
+	case AccountStream(c.to):
+		s.to.apply(c.to, ev)
+	}
+}
+
+func (c transferCmd) Handle(_ context.Context, s transferState) ([]format.EventData, error) {
+	for _, st := range []accountState{s.from, s.to} {
+		if st.err != nil {
+			return nil, st.err
+		}
+	}
+	from, to := s.from.acct, s.to.acct
+	switch {
+	case !from.Open:
+		return nil, &AccountError{Account: c.from, Err: ErrUnknownAccount}
+	case !to.Open:
+		return nil, &AccountError{Account: c.to, Err: ErrUnknownAccount}
+	case c.amount > from.Balance:
+		return nil, &InsufficientFundsError{Account: c.from, Op: "transfer", Balance: from.Balance, Amount: c.amount}
+	case c.amount > math.MaxInt64-to.Balance:
+		return nil, &OverflowError{Account: c.to, Balance: to.Balance, Amount: c.amount}
+	}
+	return []format.EventData{
+		moneyEvent(AccountStream(c.from), EventTransferSent, moneyData{Amount: &c.amount, To: c.to, Balance: from.Balance - c.amount}),
+		moneyEvent(AccountStream(c.to), EventTransferReceived, moneyData{Amount: &c.amount, From: c.from, Balance: to.Balance + c.amount}),
+	}, nil
+}
