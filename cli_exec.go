@@ -112,7 +112,7 @@ func execSingle(c *cli.Context, reg *commands.Registry) error {
 		return err
 	}
 	defer closeStore(store, &err)
-	o := execute(c.Context, store, executor.New(store, executor.Options{}), reg, name, args, key)
+	o := execute(c.Context, executor.New(store, executor.Options{}), reg, name, args, key)
 	if !o.OK {
 		return o.err()
 	}
@@ -135,25 +135,17 @@ func checkKey(key string) error {
 
 // execute runs one command and never fails itself: the outcome carries
 // the error, so a file of commands can go on past it.
-func execute(ctx context.Context, store *local.Store, ex *executor.Executor, reg *commands.Registry, name string, args json.RawMessage, key string) outcome {
+func execute(ctx context.Context, ex *executor.Executor, reg *commands.Registry, name string, args json.RawMessage, key string) outcome {
 	o := outcome{Command: name, Key: key}
 	var opts []executor.ExecOption
 	if key != "" {
-		// The executor answers a used key with the first result without
-		// saying so; ask first so the output can tell the user. Nothing can
-		// commit in between: this process holds the file lock.
-		_, found, err := store.Lookup(key)
-		if err != nil {
-			return o.fail(name, err)
-		}
-		o.Duplicate = found
 		opts = append(opts, executor.Idempotent(key))
 	}
 	res, err := reg.Run(ctx, ex, name, args, opts...)
 	if err != nil {
 		return o.fail(name, err)
 	}
-	o.OK, o.Position, o.Retries, o.events = true, res.Position, res.Retries, res.Events
+	o.OK, o.Position, o.Retries, o.Duplicate, o.events = true, res.Position, res.Retries, res.Duplicate, res.Events
 	return o
 }
 
@@ -304,7 +296,7 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			case perr != nil:
 				o = o.fail(name, perr)
 			default:
-				o = execute(c.Context, store, ex, reg, name, args, key)
+				o = execute(c.Context, ex, reg, name, args, key)
 				o.Line = n
 			}
 			if o.OK {

@@ -83,6 +83,9 @@ type Result struct {
 	Position uint64         // last appended position, 0 if none
 	Events   []format.Event // what was appended
 	Retries  int            // conflicts before the commit succeeded
+	// Duplicate is set when the Idempotent key had been used before:
+	// nothing was appended and the other fields are the first Result's.
+	Duplicate bool
 }
 
 // ExecOption changes one execution.
@@ -152,7 +155,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 			return Result{}, fmt.Errorf("look up idempotency key: %w", err)
 		}
 		if found {
-			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries}, nil
+			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries, Duplicate: true}, nil
 		}
 	}
 	rs := &readSet{}
@@ -201,7 +204,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 				ex.cache.extend(rec.Events)
 				return Result{Position: rec.Last(), Events: rec.Events, Retries: retries}, nil
 			}
-			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries}, nil
+			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries, Duplicate: true}, nil
 		}
 		if !errors.Is(err, local.ErrConflict) {
 			return Result{}, err

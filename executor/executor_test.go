@@ -237,7 +237,7 @@ func TestIdempotentAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 1 || s.Head() != 1 || again.Position != first.Position || again.Events[0].ID != first.Events[0].ID {
+	if calls != 1 || s.Head() != 1 || again.Position != first.Position || again.Events[0].ID != first.Events[0].ID || first.Duplicate || !again.Duplicate {
 		t.Fatalf("calls %d head %d first %+v again %+v", calls, s.Head(), first, again)
 	}
 }
