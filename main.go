@@ -70,6 +70,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			readCommand(),
 			logCommand(),
 			commandsCommand(reg),
+			replicateCommand(),
+			statusCommand(),
+			expandCommand(),
 		},
 	}
 	// The root action runs only when no subcommand matched.

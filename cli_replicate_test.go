@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evstore/evstore/replicate"
+	"github.com/evstore/evstore/replicate/pgtest"
+)
+
+// runDaemon runs a long-running command (replicate, expand), which logs to
+// stderr even when it succeeds.
+func runDaemon(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	code := run(ctx, append([]string{"evstore"}, args...), strings.NewReader(""), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func TestReplicateUsage(t *testing.T) {
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	missing := tempDB(t)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no --to", []string{"--db", db, "replicate", "--once"}, 2, "--to postgres://… is required"},
+		{"bad layout", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--layout", "zip"}, 2, "replicate: "},
+		{"bad batch", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--batch-events", "0"}, 2, "must be positive"},
+		{"extra argument", []string{"--db", db, "replicate", "--to", "postgres://x/y", "now"}, 2, "replicate"},
+		{"missing database", []string{"--db", missing, "replicate", "--to", "postgres://x/y"}, 1, missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", tt.args...)
+			r.want(t, tt.code, nil, []string{tt.stderr})
+		})
+	}
+	noFile(t, missing)
+}
+
+func TestReplicateUnreachableServerHint(t *testing.T) {
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	r := runCLI(t, "", "--db", db, "status", "--to", "postgres://postgres:s3cret@127.0.0.1:1/test?connect_timeout=2")
+	r.want(t, 1, nil, []string{"cannot connect to PostgreSQL", "check that the server is running"})
+	if strings.Contains(r.stderr, "s3cret") {
+		t.Fatalf("password printed: %s", r.stderr)
+	}
+}
+
+// TestReplicateOnceThenStatus replicates the bank example, checks
+// PostgreSQL holds it, and watches the lag go up and back to zero.
+func TestReplicateOnceThenStatus(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	if r := runCLI(t, "", "--db", db, "exec", "-f", "examples/bank.jsonl"); r.code != 0 {
+		t.Fatalf("example: %s", r.stderr)
+	}
+	replicateOnce := func() {
+		t.Helper()
+		r := runDaemon(t, context.Background(), "--db", db, "replicate", "--once", "--to", url, "--schema", schema, "--source", "till-1")
+		if r.code != 0 {
+			t.Fatalf("replicate exited %d: %s", r.code, r.stderr)
+		}
+	}
+	status := func() replicate.StatusInfo {
+		t.Helper()
+		r := runCLI(t, "", "--db", db, "status", "--json", "--to", url, "--schema", schema, "--source", "till-1")
+		if r.code != 0 {
+			t.Fatalf("status exited %d: %s", r.code, r.stderr)
+		}
+		var info replicate.StatusInfo
+		if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+			t.Fatalf("status --json: %v: %s", err, r.stdout)
+		}
+		return info
+	}
+	replicateOnce()
+	conn := pgtest.Conn(t, url)
+	var n, amount int64
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+schema+".events WHERE source = 'till-1'").Scan(&n); err != nil || n != int64(head(t, db)) {
+		t.Fatalf("PostgreSQL has %d events (err %v), the log %d", n, err, head(t, db))
+	}
+	if err := conn.QueryRow(context.Background(), "SELECT (data->>'amount')::bigint FROM "+schema+".events WHERE source = 'till-1' AND type = 'Deposited' ORDER BY position LIMIT 1").Scan(&amount); err != nil || amount != 10000 {
+		t.Fatalf("first deposit amount %d, err %v", amount, err)
+	}
+	if info := status(); info.LagEvents != 0 || info.Replicated != info.LocalHead || info.LocalHead != 12 {
+		t.Fatalf("after replicating: %+v", info)
+	}
+	mustExec(t, db, [2]string{"bank.deposit", `{"account":"alice","amount":1}`}, [2]string{"bank.deposit", `{"account":"bob","amount":1}`})
+	if info := status(); info.LagEvents != 2 || info.LagSeconds <= 0 {
+		t.Fatalf("lag not reported: %+v", info)
+	}
+	replicateOnce()
+	if info := status(); info.LagEvents != 0 || info.Replicated != 14 {
+		t.Fatalf("lag did not return to zero: %+v", info)
+	}
+	// The readable form says the same.
+	r := runCLI(t, "", "--db", db, "status", "--to", url, "--schema", schema, "--source", "till-1")
+	r.want(t, 0, []string{"local head  14", "replicated  14 (lag 0 events"}, nil)
+}
+
+func TestReplicateFollowsAndStopsOnSignal(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := runDaemon(t, ctx, "--db", db, "replicate", "--to", url, "--schema", schema, "--source", "follow", "--flush-interval", "50ms")
+	// An interrupted follower (SIGINT/SIGTERM cancel the same context)
+	// exits 0 after it shipped what it had.
+	if r.code != 0 || !strings.Contains(r.stderr, "caught up") {
+		t.Fatalf("follow mode exited %d: %s", r.code, r.stderr)
+	}
+	var n int64
+	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT position FROM "+schema+".sources WHERE name = 'follow'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("source position %d, err %v", n, err)
+	}
+}
+
+func TestMetricsHandler(t *testing.T) {
+	var m replicate.Metrics
+	m.HeadPosition.Store(10)
+	m.ReplicatedPosition.Store(7)
+	m.Batches.Store(2)
+	m.OldestPending.Store(time.Now().Add(-3 * time.Second).UnixNano())
+	srv := httptest.NewServer(metricsHandler("till-\"1\"", &m))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`evstore_replicate_head_position{source="till-\"1\""} 10`,
+		`evstore_replicate_replicated_position{source="till-\"1\""} 7`,
+		`evstore_replicate_lag_events{source="till-\"1\""} 3`,
+		`evstore_replicate_batches_total{source="till-\"1\""} 2`,
+		`evstore_replicate_lag_seconds{source="till-\"1\""} 3`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package replicate
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// backoff yields exponentially growing waits with jitter. Not safe for
+// concurrent use; each Run owns one.
+type backoff struct {
+	cfg Backoff
+	n   int
+}
+
+func newBackoff(cfg Backoff) *backoff { return &backoff{cfg: cfg.withDefaults()} }
+
+// next returns the wait before the next attempt: Min·2^n capped at Max, of
+// which the fraction Jitter is random (so the wait lies in
+// [d·(1-Jitter), d]).
+func (b *backoff) next() time.Duration {
+	d := b.cfg.Min
+	for i := 0; i < b.n && d < b.cfg.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.cfg.Max)
+	b.n++
+	j := time.Duration(float64(d) * b.cfg.Jitter * rand.Float64())
+	return d - j
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// sleep waits d or until ctx ends; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// errorLog keeps an outage from flooding the log: the first failure is
+// logged at once, repeats at most once per interval (with a count of those
+// in between), and the end of the outage once.
+type errorLog struct {
+	log        *slog.Logger
+	every      time.Duration
+	last       time.Time // when a failure was last logged at Warn; zero when healthy
+	since      time.Time // start of the current outage
+	suppressed int
+}
+
+func (e *errorLog) failed(err error, retryIn time.Duration) {
+	now := time.Now()
+	if e.since.IsZero() {
+		e.since = now
+	}
+	if !e.last.IsZero() && now.Sub(e.last) < e.every {
+		e.suppressed++
+		e.log.Debug("replication attempt failed", "err", err, "retry_in", retryIn.Round(time.Millisecond))
+		return
+	}
+	e.log.Warn("replication interrupted, retrying", "err", err, "retry_in", retryIn.Round(time.Millisecond),
+		"failing_for", now.Sub(e.since).Round(time.Second), "repeats_not_logged", e.suppressed)
+	e.last, e.suppressed = now, 0
+}
+
+func (e *errorLog) recovered() {
+	if e.since.IsZero() {
+		return
+	}
+	e.log.Info("replication resumed", "after", time.Since(e.since).Round(time.Millisecond))
+	e.last, e.since, e.suppressed = time.Time{}, time.Time{}, 0
+}

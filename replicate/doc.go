@@ -1,0 +1,60 @@
+// Package replicate copies a local event log to PostgreSQL, in order and
+// exactly once, and keeps the copy current.
+//
+// # Basics
+//
+// [Run] ships the events of a [local.Store] to PostgreSQL under a source
+// name (default: the host name), in batches of up to BatchEvents events or
+// BatchBytes bytes, one transaction per batch. It catches up in large
+// batches, then follows the log through [local.Store.Subscribe] and ships new
+// events within FlushInterval of their commit. With Options.Once it returns
+// when PostgreSQL holds everything the log held when it started.
+//
+// Two layouts exist. [LayoutRows] (the default) writes one row per event to
+// the events table with COPY, ready for SQL (data->>'amount'). [LayoutFrames]
+// writes one row per batch to the frames table: a format frame (zstd by
+// default), several times fewer bytes sent and stored, byte-exact, but
+// opaque to SQL until [Expand] turns frames into events rows.
+//
+// [Migrate] creates or upgrades the tables (Run and Expand call it too);
+// [Status] reports the lag of a source for `evstore status`; [Metrics] and
+// Options.Progress feed Prometheus and progress bars. The tables and the
+// frame layout are described in docs/replication.md.
+//
+// # Invariants
+//
+//   - PostgreSQL is the only cursor. Each batch transaction locks the
+//     source row, checks that its position is exactly the batch's first
+//     position minus one, inserts the batch and advances the position. A
+//     batch whose commit was lost in a failure is found committed, or not,
+//     by the next session; none is applied twice, none skipped.
+//   - In PostgreSQL a source holds positions 1..position with no gaps, in
+//     log order: UNIQUE (source, position) and (source, stream, version).
+//   - A source belongs to one store id. A log with another id, a log behind
+//     PostgreSQL, or one whose event at the replicated position has another
+//     id is refused ([ErrStoreMismatch], [ErrAhead], [ErrDiverged]) unless
+//     Options.NewSource archives the old source first.
+//   - One replicator per source: each session holds a PostgreSQL advisory
+//     lock on it; a second replicator fails with [ErrConcurrent].
+//   - Transient errors never stop Run: it retries with exponential backoff
+//     (1s to 5m, jittered) and logs a repeating error at most every 30s.
+//     Permanent ones (the sentinels, a corrupt local record, bad
+//     credentials) return at once.
+//   - Passwords in connection strings are never logged ([RedactURL]).
+//
+// # Caveats
+//
+//   - Rows layout stores the payload as jsonb when it is JSON that jsonb
+//     accepts: PostgreSQL normalizes it (key order, whitespace, duplicate
+//     keys). Other payloads go byte for byte to data_raw. recorded_at has
+//     microsecond precision. For byte-exact copies use the frames layout.
+//   - PostgreSQL text cannot hold U+0000: such characters in metadata are
+//     stored as U+FFFD in the rows layout (frames keep them).
+//   - Options.NewSource rewrites every row of the archived source (an
+//     UPDATE of its source column): slow for big sources, but only on an
+//     operator's request.
+//   - A replicator that vanishes without closing its socket keeps the source
+//     lock until the server notices, about a minute with the keepalives Run
+//     sets (Options.LockWait covers the common case of a quick restart).
+//   - Expand polls every PollInterval; there is no notification.
+package replicate

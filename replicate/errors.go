@@ -1,0 +1,122 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/evstore/evstore/format"
+)
+
+// Sentinel errors. Each is permanent: Run returns it at once instead of
+// retrying, because waiting cannot fix it. Match them with errors.Is; the
+// error itself is an [*Error] with the details and a hint for the operator.
+var (
+	// ErrStoreMismatch: the source name is owned by another store id. The
+	// usual cause is a wiped or replaced device whose new log restarted at
+	// position 1 under the same host name.
+	ErrStoreMismatch = errors.New("store id mismatch")
+	// ErrAhead: PostgreSQL holds more events for this source than the local
+	// log, e.g. the log was restored from an older backup.
+	ErrAhead = errors.New("PostgreSQL is ahead of the local log")
+	// ErrDiverged: the last event PostgreSQL has for this source is not the
+	// local event at that position.
+	ErrDiverged = errors.New("PostgreSQL and the local log have diverged")
+	// ErrConcurrent: another replicator is running for the same source.
+	ErrConcurrent = errors.New("another replicator is running")
+	// ErrLayoutMismatch: the source exists with the other layout.
+	ErrLayoutMismatch = errors.New("layout mismatch")
+	// ErrSchemaTooNew: the schema was migrated by a newer evstore.
+	ErrSchemaTooNew = errors.New("schema is newer than this evstore")
+)
+
+// Error is a permanent replication failure with what was found and what the
+// operator can do about it. It unwraps to one of the sentinels above.
+type Error struct {
+	Kind   error  // one of the sentinel errors
+	Source string // the source name, if any
+	Detail string // what was found
+	Hint   string // what to do
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Kind.Error())
+	if e.Source != "" {
+		fmt.Fprintf(&b, " for source %q", e.Source)
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrStoreMismatch) and friends hold.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// localError marks a failure of the local log (a corrupt record, a closed
+// store): retrying the same read would fail the same way.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "local log: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// permanent reports whether retrying err is pointless. Everything not known
+// to be permanent is retried: an outage must never stop a replicator, while
+// a misconfiguration is logged every ErrorLogInterval until fixed.
+func permanent(err error) bool {
+	var e *Error
+	var le *localError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &e), errors.As(err, &le), errors.Is(err, format.ErrCorrupt):
+		return true
+	case errors.Is(err, context.Canceled):
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "28"): // invalid authorization
+			return true
+		case pe.Code == "3D000", pe.Code == "42501": // no such database, permission denied
+			return true
+		case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"):
+			// Data or constraint error that survived the JSON fallback:
+			// the same batch would fail again forever.
+			return true
+		}
+	}
+	return false
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// RedactURL returns a PostgreSQL connection string fit for logs: the
+// password of a URL, or a password=... pair of a key/value string, becomes
+// "xxxxx".
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
+}

@@ -1,0 +1,241 @@
+package replicate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/evstore/evstore/format"
+)
+
+// Layout is how events are stored in PostgreSQL.
+type Layout string
+
+const (
+	// LayoutRows stores one row per event in the events table, ready to
+	// query. It is the default.
+	LayoutRows Layout = "rows"
+	// LayoutFrames stores one compressed frame per batch in the frames
+	// table: several times fewer bytes on the wire and on disk, byte-exact,
+	// but opaque to SQL until [Expand] turns the frames into rows.
+	LayoutFrames Layout = "frames"
+)
+
+// ParseLayout accepts "rows" or "frames".
+func ParseLayout(s string) (Layout, error) {
+	switch Layout(s) {
+	case LayoutRows, LayoutFrames:
+		return Layout(s), nil
+	}
+	return "", fmt.Errorf("unknown layout %q: use rows or frames", s)
+}
+
+// Defaults. The batch sizes are large because a PostgreSQL transaction costs
+// a few round trips and an fsync on the server: catching up a million events
+// should take a hundred transactions, not a million.
+const (
+	DefaultSchema           = "evstore"
+	DefaultBatchEvents      = 10_000
+	DefaultBatchBytes       = 8 << 20
+	DefaultFlushInterval    = 200 * time.Millisecond
+	DefaultLockWait         = 5 * time.Second
+	DefaultBatchTimeout     = time.Minute
+	DefaultErrorLogInterval = 30 * time.Second
+	DefaultPollInterval     = time.Second
+)
+
+// Backoff controls the waits between attempts after a transient error: the
+// first wait is Min, each next one doubles up to Max, and a random part of
+// each (Jitter, a fraction from 0 to 1) spreads out replicators that failed
+// together. Zero fields take the defaults 1s, 5m and 0.5.
+type Backoff struct {
+	Min    time.Duration
+	Max    time.Duration
+	Jitter float64
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Min <= 0 {
+		b.Min = time.Second
+	}
+	if b.Max <= 0 {
+		b.Max = 5 * time.Minute
+	}
+	b.Max = max(b.Max, b.Min)
+	if b.Jitter <= 0 || b.Jitter > 1 {
+		b.Jitter = 0.5
+	}
+	return b
+}
+
+// Options configure [Run].
+type Options struct {
+	// URL is the PostgreSQL connection string (postgres://user:pass@host/db
+	// or key=value form). Its password is never logged.
+	URL string
+	// Source names this log in PostgreSQL. Default: the host name. Each
+	// source belongs to one store id; see [ErrStoreMismatch].
+	Source string
+	// Schema holds evstore's tables. Default "evstore".
+	Schema string
+	// Layout of new sources; an existing source keeps the layout it was
+	// created with. Default [LayoutRows].
+	Layout Layout
+	// Uncompressed stores frames without zstd ([LayoutFrames] only); for
+	// debugging and measurements.
+	Uncompressed bool
+	// BatchEvents and BatchBytes cap one batch (one transaction). Bytes are
+	// counted as payload, metadata and names. Defaults 10,000 and 8 MiB.
+	BatchEvents int
+	BatchBytes  int
+	// FlushInterval is how long a partial batch waits for more events
+	// before it is sent: new events reach PostgreSQL within about this
+	// long of their commit. Default 200ms.
+	FlushInterval time.Duration
+	// Once replicates what the log held when Run started and returns;
+	// otherwise Run follows the log until ctx ends.
+	Once bool
+	// NewSource allows Run to archive a source that does not match this log
+	// (another store id, ahead of the log, or diverged) and start the name
+	// afresh. The old rows are kept under "NAME@<UTC time>". Without it such
+	// a mismatch is a permanent error. A matching source is never touched.
+	NewSource bool
+	// Backoff after transient errors. Default 1s doubling to 5m, jitter 0.5.
+	Backoff Backoff
+	// LockWait is how long Run waits for another session's hold on the
+	// source (see [ErrConcurrent]) when it starts. A replicator that was
+	// just killed may hold it for a moment. Default 5s.
+	LockWait time.Duration
+	// BatchTimeout bounds one batch transaction, so a connection that went
+	// silent is noticed. Default 1m.
+	BatchTimeout time.Duration
+	// ErrorLogInterval: a transient error that keeps repeating is logged
+	// at most this often (the rest at debug level). Default 30s.
+	ErrorLogInterval time.Duration
+	// Logger receives operational messages. Default: discard.
+	Logger *slog.Logger
+	// Progress, if set, is called from Run's goroutine when a session
+	// starts and after every committed batch. It must return quickly.
+	Progress func(ProgressInfo)
+	// Metrics, if set, is kept up to date for the caller to export.
+	Metrics *Metrics
+}
+
+// ProgressInfo reports where replication stands.
+type ProgressInfo struct {
+	Source   string
+	Start    uint64 // replicated position when Run first connected
+	Position uint64 // replicated through this position
+	Head     uint64 // local head when the batch was sent
+	Events   int    // events in the batch just committed; 0 on session start
+	Bytes    int    // their approximate size
+	CaughtUp bool   // Position reached Head
+}
+
+// Metrics are counters and gauges that Run keeps current. All fields are
+// safe to read concurrently; the CLI exports them to Prometheus.
+type Metrics struct {
+	HeadPosition       atomic.Uint64 // local head
+	ReplicatedPosition atomic.Uint64 // last position committed to PostgreSQL
+	Batches            atomic.Uint64 // committed batches
+	Events             atomic.Uint64 // committed events
+	BytesSent          atomic.Uint64 // bytes written to the PostgreSQL socket, protocol included
+	Errors             atomic.Uint64 // failed attempts, transient or not
+	// OldestPending is the commit time (Unix nanoseconds) of the oldest
+	// event not yet in PostgreSQL, 0 when caught up.
+	OldestPending atomic.Int64
+	// LastSuccess is when the last batch committed (Unix nanoseconds).
+	LastSuccess atomic.Int64
+}
+
+// LagEvents is how many committed events PostgreSQL does not have yet.
+func (m *Metrics) LagEvents() uint64 {
+	h, r := m.HeadPosition.Load(), m.ReplicatedPosition.Load()
+	if h > r {
+		return h - r
+	}
+	return 0
+}
+
+// LagSeconds is the age of the oldest event PostgreSQL does not have yet, 0
+// when caught up. During an outage it keeps growing.
+func (m *Metrics) LagSeconds(now time.Time) float64 {
+	t := m.OldestPending.Load()
+	if t == 0 || m.LagEvents() == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.Unix(0, t)).Seconds())
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.URL == "" {
+		return o, errors.New("replicate: no PostgreSQL URL")
+	}
+	if o.Source == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return o, fmt.Errorf("replicate: no source name and no host name to default to: %v", err)
+		}
+		o.Source = h
+	}
+	if err := checkName("source", o.Source); err != nil {
+		return o, err
+	}
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if err := checkName("schema", o.Schema); err != nil {
+		return o, err
+	}
+	if o.Layout == "" {
+		o.Layout = LayoutRows
+	}
+	if _, err := ParseLayout(string(o.Layout)); err != nil {
+		return o, err
+	}
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = DefaultBatchEvents
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	// A frame must stay under the decoder's limit whatever one event's size.
+	o.BatchBytes = min(o.BatchBytes, format.MaxFrameBody/2)
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	o.Backoff = o.Backoff.withDefaults()
+	if o.LockWait <= 0 {
+		o.LockWait = DefaultLockWait
+	}
+	if o.BatchTimeout <= 0 {
+		o.BatchTimeout = DefaultBatchTimeout
+	}
+	if o.ErrorLogInterval <= 0 {
+		o.ErrorLogInterval = DefaultErrorLogInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = new(Metrics)
+	}
+	return o, nil
+}
+
+// checkName keeps names printable and short enough for PostgreSQL
+// identifiers (schema) and for archive suffixes (source).
+func checkName(what, s string) error {
+	if len(s) == 0 || len(s) > 63 {
+		return fmt.Errorf("replicate: %s name %q must be 1 to 63 bytes", what, s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("replicate: %s name %q contains a control character", what, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,509 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
+)
+
+// shutdownGrace is how long a batch already in flight may still take after
+// ctx ends: long enough to commit normally, short enough not to hang a
+// SIGTERM during an outage.
+const shutdownGrace = 5 * time.Second
+
+// Run copies the events of store to PostgreSQL, in order and exactly once,
+// under the source name opts.Source. It follows the log until ctx ends (and
+// then returns nil), or with opts.Once returns nil once PostgreSQL holds
+// everything the log held when Run started.
+//
+// Transient failures (PostgreSQL down, network cut, server restart) are
+// retried with exponential backoff forever; nothing is lost or duplicated,
+// because every batch re-checks in its transaction where PostgreSQL stands.
+// Permanent failures return at once as an [*Error] (see the sentinels), a
+// damaged local record as format.ErrCorrupt.
+func Run(ctx context.Context, store *local.Store, opts Options) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	r := &replicator{
+		store:  store,
+		o:      opts,
+		m:      opts.Metrics,
+		schema: pgx.Identifier{opts.Schema}.Sanitize(),
+		log:    opts.Logger.With("source", opts.Source),
+	}
+	if r.storeID, err = uuid.Parse(store.ID()); err != nil {
+		return fmt.Errorf("replicate: store id %q is not a UUID: %w", store.ID(), err)
+	}
+	if r.cfg, err = connConfig(opts.URL, "evstore replicate "+opts.Source, &r.m.BytesSent); err != nil {
+		return err
+	}
+	r.codec = format.FrameCodecZstd
+	if opts.Uncompressed {
+		r.codec = format.FrameCodecNone
+	}
+	if opts.Once {
+		r.target = store.Head()
+	}
+	return r.run(ctx)
+}
+
+type replicator struct {
+	store   *local.Store
+	storeID uuid.UUID
+	o       Options
+	m       *Metrics
+	cfg     *pgx.ConnConfig
+	schema  string // quoted
+	log     *slog.Logger
+	codec   format.FrameCodec
+
+	target   uint64 // Once: replicate through this position
+	held     bool   // this Run has held the source lock before
+	started  bool
+	start    uint64 // replicated position at the first session
+	frameBuf []byte // reused frame encoding buffer
+}
+
+func (r *replicator) run(ctx context.Context) error {
+	bo := newBackoff(r.o.Backoff)
+	el := &errorLog{log: r.log, every: r.o.ErrorLogInterval}
+	r.log.Info("replicating to PostgreSQL", "url", RedactURL(r.o.URL), "schema", r.o.Schema,
+		"layout", r.o.Layout, "once", r.o.Once, "head", r.store.Head())
+	for {
+		err := r.session(ctx, bo, el)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			return nil
+		}
+		r.m.Errors.Add(1)
+		if permanent(err) {
+			r.log.Error("replication stopped", "err", err)
+			return err
+		}
+		d := bo.next()
+		el.failed(err, d)
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// session is one connection's life: connect, migrate, lock, reconcile with
+// what PostgreSQL has, then stream batches until an error or the end.
+func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) error {
+	conn, err := pgx.ConnectConfig(ctx, r.cfg)
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	if _, err := migrate(ctx, conn, r.o.Schema); err != nil {
+		return fmt.Errorf("migrate schema %q: %w", r.o.Schema, err)
+	}
+	holder, err := lockSource(ctx, conn, r.o.Schema, r.o.Source, r.o.LockWait)
+	if err != nil {
+		return err
+	}
+	if holder != nil {
+		if r.held {
+			// Most likely our own previous connection, not yet reaped by
+			// the server: worth retrying.
+			return fmt.Errorf("%w: %s", errLockBusy, holder.desc)
+		}
+		return &Error{Kind: ErrConcurrent, Source: r.o.Source, Detail: holder.desc + " holds the source lock", Hint: holder.hint()}
+	}
+	r.held = true
+	pos, err := r.claim(ctx, conn)
+	if err != nil {
+		return err
+	}
+	el.recovered()
+	bo.reset()
+	if !r.started {
+		r.started, r.start = true, pos
+	}
+	head := r.store.Head()
+	r.m.ReplicatedPosition.Store(pos)
+	r.m.HeadPosition.Store(head)
+	r.log.Info("source ready", "position", pos, "head", head)
+	r.progress(pos, head, 0, 0)
+	return r.stream(ctx, conn, pos, bo)
+}
+
+// claim reconciles the source row with the local log and returns the
+// position PostgreSQL has: the only cursor Run trusts.
+func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var (
+		storeID uuid.UUID
+		layout  string
+		pos     int64
+		lastID  *uuid.UUID
+	)
+	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id FROM "+r.schema+".sources WHERE name = $1 FOR UPDATE",
+		r.o.Source).Scan(&storeID, &layout, &pos, &lastID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := r.createSource(ctx, tx); err != nil {
+			return 0, err
+		}
+		r.log.Info("created source", "store_id", r.storeID, "layout", r.o.Layout)
+		return 0, tx.Commit(ctx)
+	}
+	if err != nil {
+		return 0, err
+	}
+	problem, err := r.check(storeID, Layout(layout), uint64(pos), lastID)
+	if err != nil {
+		return 0, err
+	}
+	if problem == nil {
+		return uint64(pos), tx.Commit(ctx)
+	}
+	if !r.o.NewSource || problem.Kind == ErrLayoutMismatch {
+		return 0, problem
+	}
+	archive, err := r.archive(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	r.log.Warn("archived the old source and started it afresh", "archive", archive, "reason", problem.Error())
+	return 0, nil
+}
+
+// check compares the source row with the local log.
+func (r *replicator) check(storeID uuid.UUID, layout Layout, pos uint64, lastID *uuid.UUID) (*Error, error) {
+	head := r.store.Head()
+	fresh := "run with --new-source to archive the old rows (renamed " + r.o.Source + "@<time>) and start this source afresh, or choose another name with --source"
+	if storeID != r.storeID {
+		return &Error{Kind: ErrStoreMismatch, Source: r.o.Source,
+			Detail: fmt.Sprintf("PostgreSQL has it from store %s (through position %d), this log is store %s (head %d): a wiped device or a replaced log", storeID, pos, r.storeID, head),
+			Hint:   fresh}, nil
+	}
+	if pos > head {
+		return &Error{Kind: ErrAhead, Source: r.o.Source,
+			Detail: fmt.Sprintf("PostgreSQL has positions through %d, the local log ends at %d: a log restored from an older copy", pos, head),
+			Hint:   fresh}, nil
+	}
+	if pos > 0 && lastID != nil {
+		ev, err := eventAt(r.store, pos)
+		if err != nil {
+			return nil, err
+		}
+		if id, _ := uuid.Parse(ev.ID); id != *lastID {
+			return &Error{Kind: ErrDiverged, Source: r.o.Source,
+				Detail: fmt.Sprintf("at position %d PostgreSQL has event %s, the local log has %s", pos, *lastID, ev.ID),
+				Hint:   fresh}, nil
+		}
+	}
+	if layout != r.o.Layout {
+		return &Error{Kind: ErrLayoutMismatch, Source: r.o.Source,
+			Detail: fmt.Sprintf("it was created with layout %s, this run asks for %s", layout, r.o.Layout),
+			Hint:   fmt.Sprintf("pass --layout %s, or replicate under another --source", layout)}, nil
+	}
+	return nil, nil
+}
+
+func (r *replicator) createSource(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+r.schema+".sources (name, store_id, layout) VALUES ($1, $2, $3)",
+		r.o.Source, r.storeID, string(r.o.Layout))
+	return err
+}
+
+// archive renames the source's rows to NAME@<UTC time> and recreates the
+// source for this log, in the caller's transaction. It rewrites every row of
+// the old source, which is slow for big sources but happens only when an
+// operator asks for it.
+func (r *replicator) archive(ctx context.Context, tx pgx.Tx) (string, error) {
+	name := r.o.Source + "@" + time.Now().UTC().Format("20060102T150405.000Z")
+	s := r.schema
+	for _, q := range []string{
+		"INSERT INTO " + s + ".sources (name, store_id, layout, position, last_event_id, created_at, updated_at) " +
+			"SELECT $2, store_id, layout, position, last_event_id, created_at, updated_at FROM " + s + ".sources WHERE name = $1",
+		"UPDATE " + s + ".events SET source = $2 WHERE source = $1",
+		"UPDATE " + s + ".frames SET source = $2 WHERE source = $1",
+		"UPDATE " + s + ".expanded SET source = $2 WHERE source = $1",
+	} {
+		if _, err := tx.Exec(ctx, q, r.o.Source, name); err != nil {
+			return "", err
+		}
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+s+".sources WHERE name = $1", r.o.Source); err != nil {
+		return "", err
+	}
+	return name, r.createSource(ctx, tx)
+}
+
+// eventAt reads the local event at pos.
+func eventAt(store *local.Store, pos uint64) (format.Event, error) {
+	for ev, err := range store.ReadAll(pos) {
+		if err != nil {
+			return ev, &localError{err}
+		}
+		if ev.Position != pos {
+			break
+		}
+		return ev, nil
+	}
+	return format.Event{}, &localError{fmt.Errorf("event %d is missing", pos)}
+}
+
+type item struct {
+	ev  format.Event
+	err error
+}
+
+// stream ships batches from position pos+1 on. A reader goroutine pulls
+// events from the log (Subscribe: catch up, then wait for commits, no
+// polling) into a channel; this loop groups them into batches, sending one
+// when it is full or FlushInterval after its first event.
+func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo *backoff) error {
+	if r.o.Once && pos >= r.target {
+		r.log.Info("caught up", "position", pos)
+		return nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	ch := make(chan item, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		r.read(rctx, pos+1, ch)
+	}()
+	defer func() { cancel(); <-done }()
+
+	b := newBatch(r.o.BatchEvents, r.o.BatchBytes)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var flushC <-chan time.Time
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	caughtUp := pos >= r.store.Head()
+	if caughtUp && !r.o.Once {
+		r.log.Info("caught up, following the log", "position", pos)
+	}
+
+	flush := func() error {
+		if err := r.commit(ctx, conn, b.events); err != nil {
+			return err
+		}
+		n, size := b.len(), b.bytes
+		pos = b.events[n-1].Position
+		b.reset()
+		timer.Stop()
+		flushC = nil
+		bo.reset()
+		head := r.store.Head()
+		r.m.HeadPosition.Store(head)
+		r.m.ReplicatedPosition.Store(pos)
+		r.m.Batches.Add(1)
+		r.m.Events.Add(uint64(n))
+		r.m.LastSuccess.Store(time.Now().UnixNano())
+		if pos >= head {
+			r.m.OldestPending.Store(0)
+			if !caughtUp && !r.o.Once {
+				r.log.Info("caught up, following the log", "position", pos)
+			}
+			caughtUp = true
+		} else if head-pos > uint64(r.o.BatchEvents) {
+			caughtUp = false
+		}
+		r.log.Debug("batch committed", "position", pos, "events", n, "bytes", size)
+		r.progress(pos, head, n, size)
+		return nil
+	}
+
+	for {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if b.len() > 0 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				if r.o.Once && pos >= r.target {
+					r.log.Info("caught up", "position", pos)
+					return nil
+				}
+				return &localError{fmt.Errorf("the log ended at position %d, expected more", pos)}
+			}
+			if it.err != nil {
+				return &localError{it.err}
+			}
+			if want := b.next(pos); it.ev.Position != want {
+				return &localError{fmt.Errorf("read position %d, expected %d", it.ev.Position, want)}
+			}
+			if b.len() == 0 {
+				timer.Reset(r.o.FlushInterval)
+				flushC = timer.C
+				r.m.OldestPending.Store(it.ev.Time.UnixNano())
+			}
+			if b.add(it.ev) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-flushC:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-tick.C:
+			head := r.store.Head()
+			r.m.HeadPosition.Store(head)
+			if b.len() == 0 && pos >= head {
+				r.m.OldestPending.Store(0)
+			}
+		case <-ctx.Done():
+			return ctx.Err() // a partial batch is simply not sent
+		}
+	}
+}
+
+// read feeds ch with events from position from: everything up to the
+// target in Once mode, the live log otherwise.
+func (r *replicator) read(ctx context.Context, from uint64, ch chan<- item) {
+	var seq iter.Seq2[format.Event, error]
+	if r.o.Once {
+		seq = r.store.ReadAll(from)
+	} else {
+		seq = r.store.Subscribe(ctx, from)
+	}
+	for ev, err := range seq {
+		if err == nil && r.o.Once && ev.Position > r.target {
+			return
+		}
+		select {
+		case ch <- item{ev, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || (r.o.Once && ev.Position == r.target) {
+			return
+		}
+	}
+}
+
+func (r *replicator) progress(pos, head uint64, n, size int) {
+	if r.o.Progress == nil {
+		return
+	}
+	r.o.Progress(ProgressInfo{Source: r.o.Source, Start: r.start, Position: pos, Head: head,
+		Events: n, Bytes: size, CaughtUp: pos >= head})
+}
+
+// commit writes one batch in one transaction: lock the source row, check
+// that PostgreSQL is exactly at the batch's first position - 1, insert,
+// advance the position. A batch whose commit is lost in a network failure
+// is found committed (or not) by the next session's claim.
+func (r *replicator) commit(ctx context.Context, conn *pgx.Conn, evs []format.Event) error {
+	// Finish the batch even if ctx ends meanwhile (within shutdownGrace), and
+	// never wait on a silent connection for longer than BatchTimeout.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.BatchTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
+	defer stop()
+
+	if r.o.Layout == LayoutFrames {
+		frame, err := format.EncodeFrame(r.frameBuf[:0], evs, r.codec)
+		if err != nil {
+			return &localError{err}
+		}
+		r.frameBuf = frame
+		return r.inTx(tctx, conn, evs, func(tx pgx.Tx) error {
+			_, err := tx.Exec(tctx, "INSERT INTO "+r.schema+".frames (source, first_position, last_position, event_count, codec, frame) VALUES ($1, $2, $3, $4, $5, $6)",
+				r.o.Source, int64(evs[0].Position), int64(evs[len(evs)-1].Position), len(evs), r.codec.String(), frame)
+			return err
+		})
+	}
+
+	rows, sanitized, err := buildRows(evs)
+	if err != nil {
+		return err
+	}
+	if sanitized > 0 {
+		r.log.Warn("metadata strings containing U+0000 stored with U+FFFD instead (PostgreSQL text cannot hold U+0000)", "count", sanitized)
+	}
+	insert := func(tx pgx.Tx) error { return copyEvents(tctx, tx, r.o.Schema, r.o.Source, evs, rows) }
+	err = r.inTx(tctx, conn, evs, insert)
+	if isDataException(err) {
+		// A payload passed the local JSON checks but jsonb refused it
+		// (say, a number beyond numeric's range). Ask PostgreSQL which,
+		// store those as bytes, and try once more.
+		moved, ferr := demoteRejectedJSON(tctx, conn, r.o.Schema, evs, rows)
+		if ferr != nil {
+			return ferr
+		}
+		if len(moved) > 0 {
+			r.log.Warn("payloads that jsonb refuses stored in data_raw", "positions", moved, "err", err)
+			err = r.inTx(tctx, conn, evs, insert)
+		}
+	}
+	return err
+}
+
+// inTx runs insert inside the batch transaction protocol.
+func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Event, insert func(pgx.Tx) error) error {
+	first, last := evs[0].Position, evs[len(evs)-1].Position
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var (
+		storeID uuid.UUID
+		pos     int64
+	)
+	err = tx.QueryRow(ctx, "SELECT store_id, position FROM "+r.schema+".sources WHERE name = $1 FOR UPDATE", r.o.Source).Scan(&storeID, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("source %q disappeared from PostgreSQL; reconnecting", r.o.Source)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case storeID != r.storeID:
+		return &Error{Kind: ErrStoreMismatch, Source: r.o.Source,
+			Detail: fmt.Sprintf("it was taken over by store %s while this replicator (store %s) was running", storeID, r.storeID),
+			Hint:   "another replicator started this source afresh; stop one of them"}
+	case uint64(pos) > first-1:
+		return &Error{Kind: ErrConcurrent, Source: r.o.Source,
+			Detail: fmt.Sprintf("PostgreSQL is at position %d, this replicator was about to send %d", pos, first),
+			Hint:   "something else writes to this source without the source lock; stop it"}
+	case uint64(pos) < first-1:
+		// PostgreSQL lost commits (restored from a backup?). Start a new
+		// session, which resumes from what PostgreSQL has.
+		return fmt.Errorf("PostgreSQL went back to position %d (expected %d); resuming from there", pos, first-1)
+	}
+	if err := insert(tx); err != nil {
+		return err
+	}
+	lastID, _ := uuid.Parse(evs[len(evs)-1].ID)
+	if _, err := tx.Exec(ctx, "UPDATE "+r.schema+".sources SET position = $2, last_event_id = $3, updated_at = now() WHERE name = $1",
+		r.o.Source, int64(last), lastID); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
