@@ -73,6 +73,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			replicateCommand(),
 			statusCommand(),
 			expandCommand(),
+			benchCommand(),
 		},
 	}
 	// The root action runs only when no subcommand matched.

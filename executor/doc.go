@@ -14,7 +14,12 @@
 // # Invariants
 //
 //   - Apply sees the events of all read streams in global position order,
-//     from a zero state, on the first attempt and on every retry alike.
+//     from a zero state, on the first attempt and on every retry alike. A
+//     command that implements [Snapshotter] opts into starting from a copy
+//     of a state the executor folded earlier (from zero, over a consistent
+//     prefix of the same streams) and folding only the events after it:
+//     Handle sees the same state, and the cost of a command no longer grows
+//     with the length of its streams.
 //   - A command writes only streams it read ([ErrUndeclaredStream]).
 //   - Versions come from the one read; events are never re-read to learn
 //     them. The commit checks them against the log's versions bucket.
@@ -27,6 +32,8 @@
 //   - Apply must not modify the event it is given: events are shared with a
 //     per-stream cache (Options.CacheEvents) so later commands read only what
 //     is new.
+//   - Without [Snapshotter], every command folds its streams from their
+//     first event; the event cache saves the reads, not the fold.
 //   - Handle may run several times (retries, [ReadAlso]); it must not have
 //     side effects outside its return value.
 //   - A command on a hot stream that keeps losing races fails after

@@ -37,6 +37,10 @@ type Options struct {
 	// read only what is new in their streams. More memory, fewer reads.
 	// Default 262144 events; negative disables the cache.
 	CacheEvents int
+	// CacheStates bounds the folded states kept for commands that
+	// implement [Snapshotter], one per snapshot key and read set. Default
+	// 16384; negative disables it.
+	CacheStates int
 }
 
 // Defaults for zero [Options] fields.
@@ -52,9 +56,10 @@ const (
 
 // Executor runs commands against one store. It is safe for concurrent use.
 type Executor struct {
-	store *local.Store
-	opts  Options
-	cache *streamCache
+	store  *local.Store
+	opts   Options
+	cache  *streamCache
+	states *stateCache
 }
 
 // New returns an executor over store.
@@ -72,7 +77,10 @@ func New(store *local.Store, opts Options) *Executor {
 	if opts.CacheEvents == 0 {
 		opts.CacheEvents = DefaultCacheEvents
 	}
-	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents)}
+	if opts.CacheStates == 0 {
+		opts.CacheStates = DefaultCacheStates
+	}
+	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents), states: newStateCache(opts.CacheStates)}
 }
 
 // Store is the store the executor writes to.
@@ -170,8 +178,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		if err := rs.refresh(ex); err != nil {
 			return Result{}, err
 		}
-		var state S
-		rs.fold(func(e format.Event) { cmd.Apply(&state, e) })
+		state := foldState(ex, cmd, rs)
 		events, err := cmd.Handle(ctx, state)
 		if ra, ok := errors.AsType[*ReadAlsoError](err); ok {
 			if rounds++; rounds > MaxDiscoveryRounds {
@@ -217,6 +224,36 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 			return Result{}, err
 		}
 	}
+}
+
+// foldState folds the read set into a state: from zero, or for a
+// [Snapshotter] from a copy of the state kept for its key, folding only the
+// events that state does not cover.
+func foldState[S any](ex *Executor, cmd Command[S], rs *readSet) S {
+	var state S
+	snap, ok := cmd.(Snapshotter[S])
+	if !ok || ex.states.limit <= 0 {
+		rs.fold(nil, func(e format.Event) { cmd.Apply(&state, e) })
+		return state
+	}
+	key := snapshotKey(snap.SnapshotKey(), rs.streams)
+	versions := make([]uint64, len(rs.streams))
+	for i := range versions {
+		versions[i] = rs.version(i)
+	}
+	var from []uint64
+	if kept, keptVersions, ok := ex.states.get(key, versions); ok {
+		// Another command type with the same key keeps another type of
+		// state: no use here, but no reason to fail either.
+		if kept, ok := kept.(S); ok {
+			state, from = snap.CloneState(kept), keptVersions
+		}
+	}
+	if rs.fold(from, func(e format.Event) { cmd.Apply(&state, e) }) > 0 || from == nil {
+		// Kept before Handle sees it: Handle may modify its copy.
+		ex.states.put(key, snap.CloneState(state), versions)
+	}
+	return state
 }
 
 func (ex *Executor) backoff(retry int) time.Duration {
@@ -293,16 +330,21 @@ func (rs *readSet) expects() []local.Expect {
 	return out
 }
 
-// fold calls fn for every event of every stream in global position order:
-// each stream is already in order, so this is a k-way merge.
-func (rs *readSet) fold(fn func(format.Event)) {
+// fold calls fn for every event of every stream past from (nil: from the
+// start) in global position order: each stream is already in order, so this
+// is a k-way merge. It returns how many events it folded.
+func (rs *readSet) fold(from []uint64, fn func(format.Event)) int {
+	idx := make([]int, len(rs.events))
+	for i := range from {
+		idx[i] = int(from[i])
+	}
 	if len(rs.events) == 1 {
-		for _, e := range rs.events[0] {
+		for _, e := range rs.events[0][idx[0]:] {
 			fn(e)
 		}
-		return
+		return len(rs.events[0]) - idx[0]
 	}
-	idx := make([]int, len(rs.events))
+	n := 0
 	for {
 		best := -1
 		for i, evs := range rs.events {
@@ -311,9 +353,10 @@ func (rs *readSet) fold(fn func(format.Event)) {
 			}
 		}
 		if best < 0 {
-			return
+			return n
 		}
 		fn(rs.events[best][idx[best]])
 		idx[best]++
+		n++
 	}
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -95,7 +96,7 @@ func (s *Store) streamChunk(stream string, from, to uint64) ([]format.Event, err
 // readStreamTx appends up to limit events of stream with from <= Version
 // <= to (to 0: unbounded) to out.
 func readStreamTx(tx *bolt.Tx, stream string, from, to uint64, limit int, out []format.Event) ([]format.Event, error) {
-	log := tx.Bucket(bucketLog)
+	log := logReader{c: tx.Bucket(bucketLog).Cursor()}
 	prefix := append([]byte(stream), 0)
 	c := tx.Bucket(bucketStreams).Cursor()
 	n := 0
@@ -107,7 +108,7 @@ func readStreamTx(tx *bolt.Tx, stream string, from, to uint64, limit int, out []
 		if len(v) != 8 {
 			return out, fmt.Errorf("%w: index entry of %q version %d", ErrCorruptStore, stream, version)
 		}
-		ev, err := getEvent(log, binary.BigEndian.Uint64(v))
+		ev, err := log.get(binary.BigEndian.Uint64(v))
 		if err != nil {
 			return out, err
 		}
@@ -115,6 +116,23 @@ func readStreamTx(tx *bolt.Tx, stream string, from, to uint64, limit int, out []
 		n++
 	}
 	return out, nil
+}
+
+// logReader fetches records by position with one cursor: Bucket.Get
+// allocates a cursor per call, which for a stream read was a third of the
+// allocations per event.
+type logReader struct {
+	c   *bolt.Cursor
+	key [8]byte
+}
+
+func (r *logReader) get(pos uint64) (format.Event, error) {
+	binary.BigEndian.PutUint64(r.key[:], pos)
+	k, v := r.c.Seek(r.key[:])
+	if !bytes.Equal(k, r.key[:]) {
+		return format.Event{}, &format.CorruptError{Position: pos, Reason: "missing from the log"}
+	}
+	return format.DecodeRecord(pos, v)
 }
 
 // ReadAll yields the log's events with Position >= from, in order.

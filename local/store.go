@@ -86,6 +86,8 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each commit
+
+	arena []byte // the writer's encoding buffer, reused across commits
 }
 
 // Open opens or creates the log at path.

@@ -74,14 +74,15 @@ func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
 		return Receipt{}, err
 	}
 	r := &request{ctx: ctx, req: req, done: make(chan struct{})}
-	// Ids are made here, not by the writer, so that work runs in parallel.
-	r.ids = make([]uuid.UUID, len(req.Events))
+	// Ids are made and formatted here, not by the writer: the writer is one
+	// goroutine that every request waits on, the callers are many.
+	r.ids = make([]string, len(req.Events))
 	for i := range r.ids {
 		id, err := uuid.NewV7()
 		if err != nil {
 			return Receipt{}, fmt.Errorf("make event id: %w", err)
 		}
-		r.ids[i] = id
+		r.ids[i] = id.String()
 	}
 	s.mu.RLock()
 	if s.closed {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/evstore/evstore/format"
-	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -16,7 +15,7 @@ import (
 type request struct {
 	ctx  context.Context
 	req  Request
-	ids  []uuid.UUID
+	ids  []string // UUIDv7 text, one per event
 	done chan struct{}
 
 	receipt Receipt
@@ -72,6 +71,10 @@ type groupTx struct {
 	arena                        []byte // bbolt keeps references to keys and values until commit
 }
 
+// maxKeptArena bounds the encoding buffer the writer keeps between group
+// commits, so one huge group does not pin its size for good.
+const maxKeptArena = 4 << 20
+
 func (s *Store) commit(group []*request) {
 	g := &groupTx{
 		now:    time.Now().UTC(),
@@ -79,6 +82,10 @@ func (s *Store) commit(group []*request) {
 		states: make(map[string]*streamState),
 		dirty:  make(map[string]bool),
 		keys:   make(map[string]*request),
+		// bbolt is done with the keys and values of the previous commit
+		// once it returned, so its buffer can take this one's: growing a
+		// fresh one for every group cost a fifth of a batch append's CPU.
+		arena: s.arena[:0],
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		g.log, g.versions, g.streams, g.idem = tx.Bucket(bucketLog), tx.Bucket(bucketVersions), tx.Bucket(bucketStreams), tx.Bucket(bucketIdem)
@@ -92,13 +99,19 @@ func (s *Store) commit(group []*request) {
 			}
 		}
 		for stream := range g.dirty {
-			st := g.states[stream]
-			if err := g.versions.Put([]byte(stream), st.appendTo(nil)); err != nil {
+			start := len(g.arena)
+			g.arena = g.states[stream].appendTo(g.arena)
+			if err := g.versions.Put([]byte(stream), g.arena[start:len(g.arena):len(g.arena)]); err != nil {
 				return fmt.Errorf("update version of %s: %w", stream, err)
 			}
 		}
 		return nil
 	})
+	if cap(g.arena) <= maxKeptArena {
+		s.arena = g.arena[:0]
+	} else {
+		s.arena = nil
+	}
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		s.opts.Logger.Error("group commit failed", "requests", len(group), "err", err)
@@ -163,7 +176,7 @@ func (g *groupTx) apply(r *request) error {
 		g.dirty[d.Stream] = true
 		events[i] = format.Event{
 			Position: g.next, Stream: d.Stream, Version: st.version, Type: d.Type,
-			Data: d.Data, Metadata: d.Metadata, ID: r.ids[i].String(), Time: g.now,
+			Data: d.Data, Metadata: d.Metadata, ID: r.ids[i], Time: g.now,
 		}
 		if err := g.put(&events[i]); err != nil {
 			return err

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evstore/evstore/replicate"
+)
+
+// benchReplicate fills a log and replicates it once to PostgreSQL, into a
+// schema of its own that is dropped afterwards. Without a URL it reports a
+// skipped row rather than failing, so a run without PostgreSQL still covers
+// everything else.
+func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benchResult, error) {
+	layout := replicate.LayoutRows
+	if workload == "replicate-frames" {
+		layout = replicate.LayoutFrames
+	}
+	if env.cfg.To == "" {
+		return []benchResult{{Workload: workload, Skipped: true, Note: "skipped: needs a PostgreSQL URL (--to or --baseline)"}}, nil
+	}
+	store, done, err := env.openStore(workload)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	total := env.scaled(1_000_000, 100)
+	if err := benchFillLog(ctx, store, total, min(1000, total)); err != nil {
+		return nil, err
+	}
+	schema := fmt.Sprintf("evstore_bench_repl_%08x", rand.Uint32())
+	defer dropSchema(env.cfg.To, schema)
+
+	s := &benchSample{}
+	start := time.Now()
+	err = replicate.Run(ctx, store, replicate.Options{
+		URL:    env.cfg.To,
+		Source: "bench",
+		Schema: schema,
+		Layout: layout,
+		Once:   true,
+	})
+	elapsed := time.Since(start)
+	s.record(elapsed, total, 0, err)
+	if err != nil && ctx.Err() != nil {
+		return nil, err
+	}
+	r := benchSummarize(workload, "", elapsed, s)
+	note := fmt.Sprintf("%d events in one pass of replicate.Run (Once)", total)
+	if r.Note != "" {
+		note += "; " + r.Note
+	}
+	r.Note = note
+	return []benchResult{r}, nil
+}
+
+// dropSchema removes what a replicate workload created, whatever happened
+// to the run's context.
+func dropSchema(url, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+}
