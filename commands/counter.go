@@ -53,6 +53,14 @@ func (c counterCmd) Streams() []string { return []string{c.stream} }
 // stream is one increment, whoever wrote it.
 func (c counterCmd) Apply(s *counterState, ev format.Event) { s.count = ev.Version }
 
+var _ executor.Snapshotter[counterState] = counterCmd{}
+
+// SnapshotKey lets the executor keep the count between increments.
+func (c counterCmd) SnapshotKey() string { return "counter" }
+
+// CloneState returns s: counterState is a plain number.
+func (c counterCmd) CloneState(s counterState) counterState { return s }
+
 func (c counterCmd) Handle(_ context.Context, s counterState) ([]format.EventData, error) {
 	return []format.EventData{{
 		Stream: c.stream,
