@@ -58,14 +58,25 @@ func (s *Store) ReadStream(stream string, from uint64) iter.Seq2[format.Event, e
 // ReadStreamRange yields the stream's events with from <= Version <= to
 // (to 0: no upper bound).
 func (s *Store) ReadStreamRange(stream string, from, to uint64) iter.Seq2[format.Event, error] {
-	return func(yield func(format.Event, error) bool) {
-		if err := format.ValidateStream(stream); err != nil {
-			yield(format.Event{}, err)
-			return
+	if err := format.ValidateStream(stream); err != nil {
+		return func(yield func(format.Event, error) bool) { yield(format.Event{}, err) }
+	}
+	return chunked(from, func(from uint64) ([]format.Event, error) {
+		if to != 0 && from > to {
+			return nil, nil
 		}
+		return s.streamChunk(stream, from, to)
+	}, func(ev format.Event) uint64 { return ev.Version })
+}
+
+// chunked yields the events of successive chunks, each fetched (in a
+// transaction of its own) from the key after the last event of the one
+// before, until a chunk comes back short.
+func chunked(from uint64, fetch func(from uint64) ([]format.Event, error), key func(format.Event) uint64) iter.Seq2[format.Event, error] {
+	return func(yield func(format.Event, error) bool) {
 		from = max(from, 1)
-		for to == 0 || from <= to {
-			chunk, err := s.streamChunk(stream, from, to)
+		for {
+			chunk, err := fetch(from)
 			if err != nil {
 				yield(format.Event{}, err)
 				return
@@ -78,7 +89,7 @@ func (s *Store) ReadStreamRange(stream string, from, to uint64) iter.Seq2[format
 			if len(chunk) < readChunk {
 				return
 			}
-			from = chunk[len(chunk)-1].Version + 1
+			from = key(chunk[len(chunk)-1]) + 1
 		}
 	}
 }
@@ -137,25 +148,9 @@ func (r *logReader) get(pos uint64) (format.Event, error) {
 
 // ReadAll yields the log's events with Position >= from, in order.
 func (s *Store) ReadAll(from uint64) iter.Seq2[format.Event, error] {
-	return func(yield func(format.Event, error) bool) {
-		from = max(from, 1)
-		for {
-			chunk, err := s.logChunk(from, readChunk)
-			if err != nil {
-				yield(format.Event{}, err)
-				return
-			}
-			for _, ev := range chunk {
-				if !yield(ev, nil) {
-					return
-				}
-			}
-			if len(chunk) < readChunk {
-				return
-			}
-			from = chunk[len(chunk)-1].Position + 1
-		}
-	}
+	return chunked(from, func(from uint64) ([]format.Event, error) {
+		return s.logChunk(from, readChunk)
+	}, func(ev format.Event) uint64 { return ev.Position })
 }
 
 func (s *Store) logChunk(from uint64, limit int) ([]format.Event, error) {
