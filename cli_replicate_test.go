@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +154,69 @@ func TestMetricsHandler(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
+}
+
+// TestProgressOnTerminal drives the progress bar that a terminal gets: it
+// shows the source, the count against the head, and keeps up when the head
+// grows during catch-up.
+func TestProgressOnTerminal(t *testing.T) {
+	var out strings.Builder
+	bar := newReplicateBar(&out)
+	bar.update(replicate.ProgressInfo{Source: "till-1", Start: 0, Position: 0, Head: 1000})
+	bar.update(replicate.ProgressInfo{Source: "till-1", Start: 0, Position: 500, Head: 1000, Events: 500})
+	bar.update(replicate.ProgressInfo{Source: "till-1", Start: 0, Position: 1500, Head: 1500, Events: 1000, CaughtUp: true})
+	bar.finish()
+	got := out.String()
+	for _, want := range []string{"replicating till-1", "1500/1500", "events"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress output lacks %q:\n%q", want, got)
+		}
+	}
+}
+
+// TestProgressOffTerminal checks the log lines that replace the bar in logs
+// and pipes: one per interval while there is progress, none when idle.
+func TestProgressOffTerminal(t *testing.T) {
+	var m replicate.Metrics
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		logProgress(ctx, slog.New(slog.NewTextHandler(&out, nil)), &m, 10*time.Millisecond)
+		close(done)
+	}()
+	m.HeadPosition.Store(100)
+	m.ReplicatedPosition.Store(40)
+	for !strings.Contains(out.String(), "lag_events=60") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	m.ReplicatedPosition.Store(100)
+	for !strings.Contains(out.String(), "position=100") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	lines := strings.Count(out.String(), "replication progress")
+	time.Sleep(50 * time.Millisecond) // five intervals, idle and caught up
+	if got := strings.Count(out.String(), "replication progress"); got != lines {
+		t.Fatalf("logged while idle and caught up: %d lines, then %d:\n%s", lines, got, out.String())
+	}
+	cancel()
+	<-done
+}
+
+// syncBuffer is a strings.Builder safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
