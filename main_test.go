@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,62 +202,4 @@ func TestInterrupted(t *testing.T) {
 	}
 	r = runCLIContext(t, ctx, `{"command":"counter.increment","args":{"counter":"c"}}`+"\n", "--db", db, "exec", "-f", "-")
 	r.want(t, 1, []string{"0 ok, 0 failed (interrupted)"}, []string{"interrupted"})
-}
-
-// TestBinaryReadme builds the binary and runs the README's flow in a fresh
-// directory, the way a user would.
-func TestBinaryReadme(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "evstore")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	example, err := os.ReadFile("examples/bank.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "examples"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "examples", "bank.jsonl"), example, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sh := func(args ...string) result {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "EVSTORE_DB=")
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		r := result{code, stdout.String(), stderr.String()}
-		checkStderr(t, r)
-		return r
-	}
-	lines := strings.Count(strings.TrimSpace(string(example)), "\n") + 1
-	r := sh("exec", "-f", "examples/bank.jsonl")
-	r.want(t, 0, []string{"line 1: ok bank.open", "bank.transfer: appended account-alice"}, nil)
-	if !strings.HasSuffix(r.stdout, "\n"+strconv.Itoa(lines)+" ok, 0 failed\n") {
-		t.Errorf("summary: %q", r.stdout)
-	}
-	// The file is idempotent: running it again changes nothing.
-	sh("exec", "-f", "examples/bank.jsonl").want(t, 0, []string{"already used"}, nil)
-	r = sh("read", "account-alice")
-	r.want(t, 0, []string{"account-alice  v1  AccountOpened", `"amount":`}, nil)
-	before := head(t, filepath.Join(dir, "evstore.db"))
-	r = sh("exec", "bank.transfer", `{"from":"bob","to":"alice","amount":999999}`)
-	r.want(t, 1, nil, []string{`evstore: bank.transfer failed, nothing was written: insufficient funds in account "bob": balance is `, "the transfer of 999999 cents is"})
-	if after := head(t, filepath.Join(dir, "evstore.db")); after != before {
-		t.Errorf("failed transfer moved head %d -> %d", before, after)
-	}
-	sh("frobnicate").want(t, 2, nil, []string{"unknown command"})
 }

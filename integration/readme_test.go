@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/evstore/evstore/local"
 )
 
 // buildCLI builds the evstore binary once per test binary run.
@@ -82,7 +84,11 @@ func TestReadmeQuickStart(t *testing.T) {
 	times := regexp.MustCompile(`\d{4}-\d\d-\d\dT[\d:.]+Z`)
 	for cmdline, want := range shown {
 		args := splitShell(t, cmdline)
+		before := storeHead(t, filepath.Join(dir, "evstore.db"))
 		stdout, stderr, code := run(args...)
+		if after := storeHead(t, filepath.Join(dir, "evstore.db")); code != 0 && after != before {
+			t.Errorf("%q failed but moved the head from %d to %d", cmdline, before, after)
+		}
 		got := times.ReplaceAllString(stdout+stderr, "TIME")
 		if want = times.ReplaceAllString(want, "TIME"); got != want {
 			t.Errorf("README shows for %q:\n%s\nbut it prints (exit %d):\n%s", cmdline, want, code, got)
@@ -93,6 +99,19 @@ func TestReadmeQuickStart(t *testing.T) {
 	if code != 0 || strings.Count(out, "already used") != 9 {
 		t.Fatalf("second run exited %d:\n%s", code, out)
 	}
+	if _, errOut, code := run("frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command exited %d: %s", code, errOut)
+	}
+}
+
+func storeHead(t *testing.T, path string) uint64 {
+	t.Helper()
+	s, err := local.Open(path, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return s.Head()
 }
 
 // splitShell splits a README command line, honouring single quotes.
