@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,11 +94,17 @@ type Store struct {
 // Open opens or creates the log at path.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		NoSync:          opts.NoSync,
-		FreelistType:    bolt.FreelistMapType,
-		NoFreelistSync:  true,
+	if err := checkTruncated(path); err != nil {
+		return nil, &PathError{Path: path, Err: err, Hint: "restore it from a backup"}
+	}
+	db, err := openBolt(path, &bolt.Options{
+		Timeout:      opts.LockTimeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+		// A synced freelist costs one page per commit; without it bbolt
+		// walks every page at open, and panics on a damaged page in a
+		// goroutine no caller can recover.
+		NoFreelistSync:  false,
 		InitialMmapSize: opts.InitialMmapSize,
 	})
 	if err != nil {
@@ -112,7 +119,7 @@ func Open(path string, opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}),
 	}
-	if err := db.Update(s.init); err != nil {
+	if err := s.update(s.init); err != nil {
 		db.Close()
 		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
 			return nil, &PathError{Path: path, Err: err, Hint: "check --db points at an evstore file; restore it from a backup if it is damaged"}
@@ -121,6 +128,11 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer recoverCorrupt(&err)
+	return bolt.Open(path, 0o600, o)
 }
 
 // ErrCorruptStore is returned when the store's own structures (not a single
@@ -236,13 +248,34 @@ func (s *Store) broadcast() {
 	s.notifyMu.Unlock()
 }
 
-// view runs fn in a read transaction, mapping bbolt's closed error.
-func (s *Store) view(fn func(*bolt.Tx) error) error {
-	err := s.db.View(fn)
+// view runs fn in a read transaction, mapping bbolt's closed error and its
+// panics on damaged pages.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer recoverCorrupt(&err)
+	err = s.db.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
+}
+
+// recoverCorrupt turns the panics bbolt raises on a damaged page (string
+// panics from its assertions and checks, or a runtime error while following
+// a bad pointer) into an ErrCorruptStore error, so a damaged file is an
+// error for the caller rather than a crash of the application that embeds
+// the store. bbolt rolls the transaction back as the panic unwinds. Our own
+// code in these transactions raises no string panics.
+func recoverCorrupt(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	switch p.(type) {
+	case string, runtime.Error:
+		*err = fmt.Errorf("%w: %v", ErrCorruptStore, p)
+	default:
+		panic(p)
+	}
 }
 
 func hasPrefix(k, p []byte) bool { return bytes.HasPrefix(k, p) }

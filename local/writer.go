@@ -87,7 +87,7 @@ func (s *Store) commit(group []*request) {
 		// fresh one for every group cost a fifth of a batch append's CPU.
 		arena: s.arena[:0],
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		g.log, g.versions, g.streams, g.idem = tx.Bucket(bucketLog), tx.Bucket(bucketVersions), tx.Bucket(bucketStreams), tx.Bucket(bucketIdem)
 		// Both buckets only ever grow at their ends (the log) or per stream
 		// in order (the index), so full pages waste no space and split less.
@@ -131,6 +131,13 @@ func (s *Store) commit(group []*request) {
 		}
 		close(r.done)
 	}
+}
+
+// update is db.Update for the writer: a damaged page fails the group
+// instead of killing the writer goroutine (and with it every caller).
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer recoverCorrupt(&err)
+	return s.db.Update(fn)
 }
 
 // apply checks one request and, if it passes, writes it into the group's
