@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +48,11 @@ func pgURL(c *cli.Context, cmd string) (string, error) {
 	u := c.String("to")
 	if u == "" {
 		return "", usageErrorf("%s: --to postgres://… is required (or set %s)", cmd, pgURLEnv)
+	}
+	// A malformed URL is the caller's typo, not a failure: say so before
+	// anything is opened.
+	if _, err := pgx.ParseConfig(u); err != nil {
+		return "", usageErrorf("%s: --to is not a usable PostgreSQL URL (%v): expected postgres://user:password@host:port/database", cmd, err)
 	}
 	return u, nil
 }

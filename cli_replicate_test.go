@@ -38,12 +38,17 @@ func TestReplicateUsage(t *testing.T) {
 		{"bad layout", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--layout", "zip"}, 2, "replicate: "},
 		{"bad batch", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--batch-events", "0"}, 2, "must be positive"},
 		{"extra argument", []string{"--db", db, "replicate", "--to", "postgres://x/y", "now"}, 2, "replicate"},
+		{"malformed URL", []string{"--db", db, "replicate", "--to", "postgres://u:s3cret@h:abc/db"}, 2, "not a usable PostgreSQL URL"},
+		{"malformed URL for status", []string{"--db", db, "status", "--to", "postgres://u:s3cret@h:abc/db"}, 2, "not a usable PostgreSQL URL"},
 		{"missing database", []string{"--db", missing, "replicate", "--to", "postgres://x/y"}, 1, missing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, "", tt.args...)
 			r.want(t, tt.code, nil, []string{tt.stderr})
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Errorf("password printed: %s", r.stderr)
+			}
 		})
 	}
 	noFile(t, missing)

@@ -35,6 +35,11 @@ func runStatus(c *cli.Context) (err error) {
 	if err := extraArgs(c, 0, "status [--to postgres://…] [--json]"); err != nil {
 		return err
 	}
+	if c.String("to") != "" {
+		if _, err := pgURL(c, "status"); err != nil {
+			return err
+		}
+	}
 	store, err := openStore(c, true)
 	locked := errors.Is(err, local.ErrLocked)
 	switch {

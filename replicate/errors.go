@@ -101,7 +101,13 @@ func permanent(err error) bool {
 	return false
 }
 
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+var (
+	kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+	// urlPassword finds the password of a URL that net/url refuses (a bad
+	// port, an unescaped character): up to the last '@', since an
+	// unescaped password may itself contain one.
+	urlPassword = regexp.MustCompile(`(?i)^([a-z][a-z0-9+.-]*://[^:@/]*:)(.*)@`)
+)
 
 // RedactURL returns a PostgreSQL connection string fit for logs: the
 // password of a URL, or a password=... pair of a key/value string, becomes
@@ -118,5 +124,6 @@ func RedactURL(s string) string {
 		}
 		return u.String()
 	}
+	s = urlPassword.ReplaceAllString(s, "${1}xxxxx@")
 	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
 }

@@ -85,6 +85,10 @@ func TestRedactURL(t *testing.T) {
 		"postgres://h/db?password=secret":               "postgres://h/db?password=xxxxx",
 		"host=h user=u password=secret dbname=d":        "host=h user=u password=xxxxx dbname=d",
 		"host=h password='se cret' dbname=d":            "host=h password=xxxxx dbname=d",
+		// net/url refuses these; the password must still not show.
+		"postgres://u:secret@h:abc/db":               "postgres://u:xxxxx@h:abc/db",
+		"postgres://u:se@cret@h:x/db":                "postgres://u:xxxxx@h:x/db",
+		"postgres://u:secret@h:x/db?password=secret": "postgres://u:xxxxx@h:x/db?password=xxxxx",
 	}
 	for in, want := range tests {
 		if got := RedactURL(in); got != want {
