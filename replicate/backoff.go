@@ -16,9 +16,9 @@ type backoff struct {
 
 func newBackoff(cfg Backoff) *backoff { return &backoff{cfg: cfg.withDefaults()} }
 
-// next returns the wait before the next attempt: Min·2^n capped at Max, of
-// which the fraction Jitter is random (so the wait lies in
-// [d·(1-Jitter), d]).
+// next returns the wait before the next attempt: d = Min·2^n capped at Max,
+// of which the fraction Jitter is random, never below Min (so the wait lies
+// in [max(Min, d·(1-Jitter)), d]).
 func (b *backoff) next() time.Duration {
 	d := b.cfg.Min
 	for i := 0; i < b.n && d < b.cfg.Max; i++ {
@@ -27,7 +27,7 @@ func (b *backoff) next() time.Duration {
 	d = min(d, b.cfg.Max)
 	b.n++
 	j := time.Duration(float64(d) * b.cfg.Jitter * rand.Float64())
-	return d - j
+	return max(d-j, b.cfg.Min)
 }
 
 func (b *backoff) reset() { b.n = 0 }

@@ -106,8 +106,7 @@ func (x *expander) session(ctx context.Context, bo *backoff, el *errorLog) error
 	if _, err := migrate(ctx, conn, x.o.Schema); err != nil {
 		return fmt.Errorf("migrate schema %q: %w", x.o.Schema, err)
 	}
-	el.recovered()
-	bo.reset()
+	el.recovered() // the backoff resets on a committed batch, not on connecting
 	for {
 		sources, err := x.sources(ctx, conn)
 		if err != nil {

@@ -129,8 +129,10 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 	if err != nil {
 		return err
 	}
+	// The backoff is reset by a committed batch, not by connecting: an
+	// error that recurs after every connect (a batch that always times
+	// out) must keep backing off.
 	el.recovered()
-	bo.reset()
 	if !r.started {
 		r.started, r.start = true, pos
 	}
