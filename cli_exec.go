@@ -112,7 +112,7 @@ func execSingle(c *cli.Context, reg *commands.Registry) error {
 		return err
 	}
 	defer closeStore(store, &err)
-	o := execute(c.Context, executor.New(store, executor.Options{}), reg, name, args, key)
+	o := execute(c.Context, executor.New(store.Store, executor.Options{}), reg, name, args, key)
 	if !o.OK {
 		return o.err()
 	}
@@ -257,7 +257,7 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 	}
 	asJSON, w := c.Bool("json"), c.App.Writer
 	var (
-		store      *local.Store
+		store      *cliStore
 		ex         *executor.Executor
 		ok, failed int
 	)
@@ -288,7 +288,7 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 				if store, err = openStore(c, false); err != nil {
 					return err
 				}
-				ex = executor.New(store, executor.Options{})
+				ex = executor.New(store.Store, executor.Options{})
 			}
 			switch {
 			case perr != nil && name == "":

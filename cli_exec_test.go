@@ -249,3 +249,17 @@ func TestExecFileLongLine(t *testing.T) {
 	r := runCLI(t, `{"command":"append","args":{"stream":"s","type":"T","data":"`+big+`"}}`, "--db", db, "exec", "-f", "-")
 	r.want(t, 0, []string{"line 1: ok append", "1 ok, 0 failed"}, nil)
 }
+
+// TestFailedExecLeavesNoFile: a command refused on a database it would
+// have created leaves no empty file behind ("nothing was written").
+func TestFailedExecLeavesNoFile(t *testing.T) {
+	db := tempDB(t)
+	runCLI(t, "", "--db", db, "exec", "bank.deposit", `{"account":"zz","amount":5}`).want(t, 1, nil, []string{"nothing was written"})
+	noFile(t, db)
+	runCLI(t, "", "--db", db, "exec", "-f", "-").want(t, 0, []string{"0 ok, 0 failed"}, nil)
+	noFile(t, db)
+	runCLI(t, "", "--db", db, "exec", "counter.increment", `{"counter":"c"}`).want(t, 0, nil, nil)
+	if head(t, db) != 1 {
+		t.Fatal("a successful exec left no database")
+	}
+}

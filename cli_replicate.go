@@ -146,7 +146,7 @@ func runReplicate(c *cli.Context) (err error) {
 	} else {
 		wg.Go(func() { logProgress(ctx, logger, &m, 5*time.Second) })
 	}
-	err = replicate.Run(ctx, store, opts)
+	err = replicate.Run(ctx, store.Store, opts)
 	cancel()
 	wg.Wait()
 	if err != nil {

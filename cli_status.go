@@ -40,15 +40,16 @@ func runStatus(c *cli.Context) (err error) {
 			return err
 		}
 	}
-	store, err := openStore(c, true)
+	opened, err := openStore(c, true)
 	locked := errors.Is(err, local.ErrLocked)
+	var store *local.Store // nil when a running replicator holds it: report PostgreSQL's side only
 	switch {
 	case locked:
-		store = nil // a running replicator holds it: report PostgreSQL's side only
 	case err != nil:
 		return err
 	default:
-		defer closeStore(store, &err)
+		defer closeStore(opened, &err)
+		store = opened.Store
 	}
 	url := c.String("to")
 	if url == "" {
