@@ -1,7 +1,9 @@
 package executor
 
 import (
+	"bytes"
 	"container/list"
+	"maps"
 	"sync"
 
 	"github.com/evstore/evstore/format"
@@ -15,20 +17,39 @@ import (
 // Slices handed out are capped at their length; the cache may append in
 // place past a reader's length, which the reader never looks at.
 type streamCache struct {
-	mu    sync.Mutex
-	limit int // total events; <= 0 disables
-	total int
-	lru   *list.List // of *cacheEntry, most recent at the front
-	byKey map[string]*list.Element
+	mu        sync.Mutex
+	limit     int // total events; <= 0 disables
+	byteLimit int // total approximate bytes
+	total     int
+	bytes     int
+	lru       *list.List // of *cacheEntry, most recent at the front
+	byKey     map[string]*list.Element
 }
 
 type cacheEntry struct {
 	stream string
 	events []format.Event
+	bytes  int
 }
 
-func newStreamCache(limit int) *streamCache {
-	return &streamCache{limit: limit, lru: list.New(), byKey: make(map[string]*list.Element)}
+func newStreamCache(limit, byteLimit int) *streamCache {
+	return &streamCache{limit: limit, byteLimit: byteLimit, lru: list.New(), byKey: make(map[string]*list.Element)}
+}
+
+// eventOverhead approximates what a cached event costs beyond its
+// variable-length fields: the Event struct, string and map headers.
+const eventOverhead = 160
+
+func eventBytes(evs []format.Event) int {
+	n := 0
+	for i := range evs {
+		ev := &evs[i]
+		n += eventOverhead + len(ev.Stream) + len(ev.Type) + len(ev.ID) + len(ev.Data)
+		for k, v := range ev.Metadata {
+			n += len(k) + len(v) + 32
+		}
+	}
+	return n
 }
 
 func (c *streamCache) get(stream string) []format.Event {
@@ -50,7 +71,7 @@ func (c *streamCache) get(stream string) []format.Event {
 // cached. have must be the stream's events from version 1, more the ones
 // that follow.
 func (c *streamCache) add(stream string, have, more []format.Event) []format.Event {
-	if c.limit <= 0 || len(have)+len(more) > c.limit {
+	if c.limit <= 0 || len(have)+len(more) > c.limit || eventBytes(more) > c.byteLimit {
 		return append(have[:len(have):len(have)], more...)
 	}
 	c.mu.Lock()
@@ -73,14 +94,19 @@ func (c *streamCache) add(stream string, have, more []format.Event) []format.Eve
 	default:
 		e.events = append(have[:len(have):len(have)], more...)
 	}
+	added := eventBytes(e.events[old:])
 	c.total += len(e.events) - old
+	c.bytes += added
+	e.bytes += added
 	c.evict(el)
 	return e.events[:want:want]
 }
 
 // extend appends events a command just committed, so the next command on
 // the same streams reads nothing. Events are in position order and each
-// stream's are consecutive versions.
+// stream's are consecutive versions. Their Data and Metadata are copied:
+// they are the command's own slices and the caller's Result, which either
+// may reuse or change.
 func (c *streamCache) extend(events []format.Event) {
 	if c.limit <= 0 {
 		return
@@ -96,15 +122,20 @@ func (c *streamCache) extend(events []format.Event) {
 		if uint64(len(e.events))+1 != ev.Version {
 			continue // the cache is behind; a later read fills the gap
 		}
+		ev.Data = bytes.Clone(ev.Data)
+		ev.Metadata = maps.Clone(ev.Metadata)
 		e.events = append(e.events, ev)
+		size := eventBytes(e.events[len(e.events)-1:])
 		c.total++
+		c.bytes += size
+		e.bytes += size
 		c.evict(el)
 	}
 }
 
 // evict drops least recently used streams until the cache fits, never keep.
 func (c *streamCache) evict(keep *list.Element) {
-	for c.total > c.limit {
+	for c.total > c.limit || c.bytes > c.byteLimit {
 		el := c.lru.Back()
 		if el == nil || el == keep {
 			return
@@ -112,5 +143,6 @@ func (c *streamCache) evict(keep *list.Element) {
 		e := c.lru.Remove(el).(*cacheEntry)
 		delete(c.byKey, e.stream)
 		c.total -= len(e.events)
+		c.bytes -= e.bytes
 	}
 }

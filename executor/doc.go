@@ -30,7 +30,7 @@
 // # Caveats
 //
 //   - Apply must not modify the event it is given: events are shared with a
-//     per-stream cache (Options.CacheEvents) so later commands read only what
+//     per-stream cache (Options.CacheEvents, Options.CacheBytes) so later commands read only what
 //     is new.
 //   - Without [Snapshotter], every command folds its streams from their
 //     first event; the event cache saves the reads, not the fold.

@@ -37,6 +37,10 @@ type Options struct {
 	// read only what is new in their streams. More memory, fewer reads.
 	// Default 262144 events; negative disables the cache.
 	CacheEvents int
+	// CacheBytes bounds the same cache by the approximate memory its
+	// events take (payloads, names, metadata and per-event overhead), so a
+	// few large events cannot hold the process's memory. Default 64 MiB.
+	CacheBytes int
 	// CacheStates bounds the folded states kept for commands that
 	// implement [Snapshotter], one per snapshot key and read set. Default
 	// 16384; negative disables it.
@@ -49,6 +53,7 @@ const (
 	DefaultBaseBackoff = 500 * time.Microsecond
 	DefaultMaxBackoff  = 50 * time.Millisecond
 	DefaultCacheEvents = 1 << 18
+	DefaultCacheBytes  = 64 << 20
 	// MaxDiscoveryRounds bounds how often Handle may ask to read more
 	// streams with ReadAlso in one execution.
 	MaxDiscoveryRounds = 16
@@ -77,10 +82,13 @@ func New(store *local.Store, opts Options) *Executor {
 	if opts.CacheEvents == 0 {
 		opts.CacheEvents = DefaultCacheEvents
 	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
 	if opts.CacheStates == 0 {
 		opts.CacheStates = DefaultCacheStates
 	}
-	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents), states: newStateCache(opts.CacheStates)}
+	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates)}
 }
 
 // Store is the store the executor writes to.
