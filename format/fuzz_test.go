@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -30,6 +31,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		again, err := AppendRecord(nil, &got)
 		if err != nil {
 			t.Fatalf("decoded event does not re-encode: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("accepted a non-canonical record:\n in %x\nout %x", b, again)
 		}
 		back, err := DecodeRecord(3, again)
 		if err != nil || !reflect.DeepEqual(back, got) {
@@ -61,8 +65,12 @@ func FuzzDecodeRecordBody(f *testing.F) {
 		if len(got.Stream) == 0 || len(got.Type) == 0 {
 			t.Fatalf("decoder accepted an empty name: %+v", got)
 		}
-		if _, err := AppendRecord(nil, &got); err != nil {
+		again, err := AppendRecord(nil, &got)
+		if err != nil {
 			t.Fatalf("decoded event does not re-encode: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("accepted a non-canonical record:\n in %x\nout %x", b, again)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -146,12 +147,19 @@ func DecodeRecord(pos uint64, b []byte) (Event, error) {
 	}
 	if n > 0 {
 		ev.Metadata = make(map[string]string, n)
-		for range n {
+		var prev []byte
+		for i := range n {
 			k, ok1 := r.long()
 			v, ok2 := r.long()
 			if !ok1 || !ok2 {
 				return bad("metadata truncated")
 			}
+			// The encoder writes keys sorted and unique; anything else was
+			// not written by it.
+			if i > 0 && bytes.Compare(prev, k) >= 0 {
+				return bad("metadata keys out of order or repeated")
+			}
+			prev = k
 			ev.Metadata[string(k)] = string(v)
 		}
 	}
@@ -194,7 +202,9 @@ func (r *reader) long() ([]byte, bool) {
 
 func (r *reader) uvarint() (uint64, bool) {
 	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
+	// Only the shortest form is accepted, so each event has one encoding.
+	var tmp [binary.MaxVarintLen64]byte
+	if n <= 0 || binary.PutUvarint(tmp[:], v) != n {
 		return 0, false
 	}
 	r.off += n

@@ -1,7 +1,10 @@
 package format
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,5 +165,31 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		if _, err := DecodeRecord(1, rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeRecordRejectsNonCanonical: each event has exactly one
+// encoding; an overlong length or unsorted metadata is not ours.
+func TestDecodeRecordRejectsNonCanonical(t *testing.T) {
+	reseal := func(b []byte) []byte {
+		binary.BigEndian.PutUint32(b, crc32.Checksum(b[4:], castagnoli))
+		return b
+	}
+	ev := sampleEvent()
+	ev.Metadata = nil
+	ev.Data = []byte("x")
+	rec, _ := AppendRecord(nil, &ev)
+	// The payload length 0x01 written as the overlong 0x81 0x00.
+	overlong := append(append([]byte(nil), rec[:len(rec)-2]...), 0x81, 0x00, 'x')
+	if _, err := DecodeRecord(1, reseal(overlong)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("overlong varint accepted: %v", err)
+	}
+	ev.Metadata = map[string]string{"a": "1", "b": "2"}
+	rec, _ = AppendRecord(nil, &ev)
+	i := bytes.Index(rec, []byte{1, 'a', 1, '1', 1, 'b', 1, '2'})
+	swapped := append([]byte(nil), rec...)
+	copy(swapped[i:], []byte{1, 'b', 1, '2', 1, 'a', 1, '1'})
+	if _, err := DecodeRecord(1, reseal(swapped)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unsorted metadata accepted: %v", err)
 	}
 }
