@@ -152,6 +152,20 @@ func closeStore(store *cliStore, err *error) {
 	}
 }
 
+// isFlagOf reports whether arg ("-x", "--x" or "--x=v") names a flag of cmd.
+func isFlagOf(cmd *cli.Command, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	if !strings.HasPrefix(arg, "-") || name == "" {
+		return false
+	}
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}
+
 // extraArgs rejects positional arguments beyond want. urfave stops parsing
 // flags at the first argument, so "read STREAM --json" leaves --json as an
 // argument; say so rather than "too many arguments".
@@ -160,8 +174,11 @@ func extraArgs(c *cli.Context, want int, usage string) error {
 	if len(args) <= want {
 		return nil
 	}
-	for _, a := range args[want:] {
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
+	// Any argument that names one of the command's flags was meant as one,
+	// wherever it stands; past the expected arguments, anything that looks
+	// like a flag was.
+	for i, a := range args {
+		if isFlagOf(c.Command, a) || (i >= want && strings.HasPrefix(a, "-") && len(a) > 1) {
 			return usageErrorf("%s: flag %s after the arguments: flags go first, as in 'evstore %s'", c.Command.Name, a, usage)
 		}
 	}

@@ -54,6 +54,7 @@ func TestExec(t *testing.T) {
 			stderr: []string{`field "amount" must be an integer`, "got string"}},
 		{name: "invalid stream id", args: []string{"append", `{"stream":"a\u0000b","type":"T","data":1}`}, code: 2, noDB: true,
 			stderr: []string{`field "stream" gives an invalid stream id`}},
+		{name: "flag after the name", args: []string{"append", "--json", `{"stream":"s","type":"T","data":1}`}, code: 2, noDB: true, stderr: []string{"flag --json after the arguments"}},
 		{name: "too many args", args: []string{"append", `{}`, `{}`}, code: 2, noDB: true, stderr: []string{"exec: too many arguments (3)"}},
 		{name: "flag after args", args: []string{"counter.increment", `{"counter":"c"}`, "--json"}, code: 2, noDB: true,
 			stderr: []string{"flag --json after the arguments: flags go first"}},

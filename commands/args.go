@@ -153,16 +153,16 @@ func (a *args) text(field string) (string, error) {
 	return s, nil
 }
 
-// integer returns a required integer field that must fit in an int64. The
-// sign is checked by the domain, which has a better message for it.
-func (a *args) integer(field string) (int64, error) {
+// cents returns a required amount of money: an integer that fits in an
+// int64. The sign is checked by the domain, which has a better message.
+func (a *args) cents(field string) (int64, error) {
 	v, _, err := a.get(field, true)
 	if err != nil {
 		return 0, err
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0, a.errorf(field, nil, "must be an integer from %d to %d, got %s", math.MinInt64, math.MaxInt64, describe(v))
+		return 0, a.errorf(field, nil, "must be an integer number of cents greater than 0 (at most %d), got %s", int64(math.MaxInt64), describe(v))
 	}
 	return n, nil
 }

@@ -265,7 +265,7 @@ func accountArg(a *args, field string) (string, error) {
 // failure rather than bad arguments: the JSON is well formed, the bank
 // refuses the value.
 func amountArg(a *args, field string) (int64, error) {
-	n, err := a.integer(field)
+	n, err := a.cents(field)
 	if err != nil {
 		return 0, err
 	}
