@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -224,4 +226,61 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestMetricsShowLagGoingToZero runs the follower with --metrics-addr and
+// scrapes it until the replicated position reaches the head and the lag
+// reads zero.
+func TestMetricsShowLagGoingToZero(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	for range 5 {
+		mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		done <- runDaemon(t, ctx, "--db", db, "replicate", "--to", url, "--schema", schema, "--source", "metrics", "--metrics-addr", addr)
+	}()
+	want := []string{
+		`evstore_replicate_head_position{source="metrics"} 5`,
+		`evstore_replicate_replicated_position{source="metrics"} 5`,
+		`evstore_replicate_lag_events{source="metrics"} 0`,
+		`evstore_replicate_lag_seconds{source="metrics"} 0`,
+	}
+	var body string
+	for attempt := 0; ; attempt++ {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if containsAll(body, want) {
+				break
+			}
+		}
+		if attempt == 200 {
+			cancel()
+			t.Fatalf("metrics never showed the lag at zero:\n%s\nreplicator: %+v", body, <-done)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("replicator exited %d: %s", r.code, r.stderr)
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
