@@ -39,4 +39,7 @@
 //   - A cancelled context stops a request only if the writer has not picked
 //     it up yet; after that the commit completes and is reported.
 //   - The file never shrinks: deleted space is reused but not returned.
+//   - A damaged file (truncated, or a page overwritten) makes Open or a read
+//     fail with ErrCorruptStore instead of crashing; a page damaged in a way
+//     that makes bbolt read outside the file can still fault. Keep backups.
 package local
