@@ -156,13 +156,20 @@ func (x *expander) sources(ctx context.Context, conn *pgx.Conn) ([]string, error
 	return []string{x.o.Source}, nil
 }
 
+// maxDemoteRounds bounds the jsonb fallback of one batch.
+const maxDemoteRounds = 8
+
 // batch expands the frames following the source's expanded position, up to
 // about BatchEvents events, and returns how many it expanded.
 func (x *expander) batch(ctx context.Context, conn *pgx.Conn, source string) (int, error) {
-	var demoted map[uint64]bool
-	for {
+	// A retry re-reads from the current position and may meet frames the
+	// first try did not (new ones, or another expander moved on), so the
+	// fallback may be needed more than once; bounded, since each round
+	// only adds to demoted.
+	demoted := map[uint64]bool{}
+	for round := 0; ; round++ {
 		n, pos, evs, rows, err := x.tryBatch(ctx, conn, source, demoted)
-		if demoted == nil && isDataException(err) && rows != nil {
+		if round < maxDemoteRounds && isDataException(err) && rows != nil {
 			// Same fallback as Run: payloads jsonb refuses go to data_raw.
 			moved, ferr := demoteRejectedJSON(ctx, conn, x.o.Schema, evs, rows)
 			if ferr != nil {
@@ -172,7 +179,6 @@ func (x *expander) batch(ctx context.Context, conn *pgx.Conn, source string) (in
 				return 0, err
 			}
 			x.log.Warn("payloads that jsonb refuses stored in data_raw", "source", source, "positions", moved, "err", err)
-			demoted = make(map[uint64]bool, len(moved))
 			for _, p := range moved {
 				demoted[p] = true
 			}

@@ -70,6 +70,7 @@ type replicator struct {
 
 	target   uint64 // Once: replicate through this position
 	held     bool   // this Run has held the source lock before
+	lastPID  int32  // backend pid of the session that held it
 	started  bool
 	start    uint64 // replicated position at the first session
 	frameBuf []byte // reused frame encoding buffer
@@ -117,14 +118,14 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 		return err
 	}
 	if holder != nil {
-		if r.held {
-			// Most likely our own previous connection, not yet reaped by
-			// the server: worth retrying.
+		if r.held && (holder.pid == 0 || holder.pid == r.lastPID) {
+			// Our own previous connection, not yet reaped by the server
+			// (or we cannot tell): worth retrying.
 			return fmt.Errorf("%w: %s", errLockBusy, holder.desc)
 		}
 		return &Error{Kind: ErrConcurrent, Source: r.o.Source, Detail: holder.desc + " holds the source lock", Hint: holder.hint()}
 	}
-	r.held = true
+	r.held, r.lastPID = true, int32(conn.PgConn().PID())
 	pos, err := r.claim(ctx, conn)
 	if err != nil {
 		return err
@@ -240,6 +241,10 @@ func (r *replicator) archive(ctx context.Context, tx pgx.Tx) (string, error) {
 	for _, q := range []string{
 		"INSERT INTO " + s + ".sources (name, store_id, layout, position, last_event_id, created_at, updated_at) " +
 			"SELECT $2, store_id, layout, position, last_event_id, created_at, updated_at FROM " + s + ".sources WHERE name = $1",
+		// Waits for an expander's batch in flight to commit, so that the
+		// statements below (each with a fresh snapshot, READ COMMITTED)
+		// see and move its rows too.
+		"SELECT $2::text, 1 FROM " + s + ".expanded WHERE source = $1 FOR UPDATE",
 		"UPDATE " + s + ".events SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".frames SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".expanded SET source = $2 WHERE source = $1",
