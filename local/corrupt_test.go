@@ -110,3 +110,40 @@ func readEverything(path string) error {
 	_, err = s.Append(context.Background(), []format.EventData{{Stream: "s-0", Type: "T"}})
 	return err
 }
+
+// TestFailedCommitStopsWrites damages pages the writer needs and appends
+// at once: a commit that fails leaves the store refusing every later write
+// (its state on disk is unknown), until it is reopened.
+func TestFailedCommitStopsWrites(t *testing.T) {
+	full := damagedStoreBytes(t)
+	const page = 4096
+	stopped := 0
+	for p := 2; p < len(full)/page; p++ {
+		b := append([]byte(nil), full...)
+		for i := p * page; i < (p+1)*page; i++ {
+			b[i] = 0xA5
+		}
+		path := filepath.Join(t.TempDir(), "damaged.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(path, Options{})
+		if err != nil {
+			continue
+		}
+		_, err = s.Append(context.Background(), []format.EventData{{Stream: "s-0", Type: "T"}})
+		if errors.Is(err, ErrWriteFailed) {
+			stopped++
+			if !errors.Is(err, ErrCorruptStore) {
+				t.Errorf("page %d: the commit error lost its cause: %v", p, err)
+			}
+			if _, again := s.Append(context.Background(), []format.EventData{{Stream: "elsewhere", Type: "T"}}); !errors.Is(again, ErrWriteFailed) {
+				t.Errorf("page %d: a write after the failed commit got %v", p, again)
+			}
+		}
+		s.Close()
+	}
+	if stopped == 0 {
+		t.Fatal("no damaged page failed a commit: the test exercised nothing")
+	}
+}

@@ -39,6 +39,10 @@
 //   - A cancelled context stops a request only if the writer has not picked
 //     it up yet; after that the commit completes and is reported.
 //   - The file never shrinks: deleted space is reused but not returned.
+//   - After a commit fails (an fsync error, a full disk) the store refuses
+//     every later write with ErrWriteFailed: what reached the disk is then
+//     unknown to this process, and guessing could overwrite records. Close
+//     and reopen it once the cause is fixed; reads go on working.
 //   - A damaged file (truncated, or a page overwritten) makes Open or a read
 //     fail with ErrCorruptStore instead of crashing; a page damaged in a way
 //     that makes bbolt read outside the file can still fault. Keep backups.

@@ -12,6 +12,10 @@ var (
 	ErrLocked = errors.New("database is in use by another process")
 	// ErrClosed is returned by operations on a closed [Store].
 	ErrClosed = errors.New("store is closed")
+	// ErrWriteFailed is returned by every write after a commit failed (an
+	// fsync error, a full disk): the file's state is then unknown to this
+	// process, so it stops writing until the store is reopened.
+	ErrWriteFailed = errors.New("a commit failed; the store refuses writes until it is reopened")
 	// ErrNotStore is returned by [Open] for a file that is not an evstore
 	// database (or whose bbolt structure is damaged).
 	ErrNotStore = errors.New("not an evstore database")
@@ -34,6 +38,17 @@ func (e *ConflictError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrConflict) hold.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// CommitError is the failure of a group commit. It unwraps to
+// [ErrWriteFailed] and to the cause.
+type CommitError struct{ Err error }
+
+func (e *CommitError) Error() string {
+	return fmt.Sprintf("commit failed: %v: the store refuses writes until it is reopened (check the disk: space, errors in the system log)", e.Err)
+}
+
+// Unwrap makes errors.Is hold for ErrWriteFailed and for the cause.
+func (e *CommitError) Unwrap() []error { return []error{ErrWriteFailed, e.Err} }
 
 // PathError ties an [Open] failure to the file and carries a hint for the
 // operator.

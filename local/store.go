@@ -89,6 +89,19 @@ type Store struct {
 	notify   chan struct{} // closed and replaced after each commit
 
 	arena []byte // the writer's encoding buffer, reused across commits
+
+	failed atomic.Pointer[CommitError] // set by the writer after a failed commit
+}
+
+// fail makes every later write fail with err.
+func (s *Store) fail(err *CommitError) { s.failed.CompareAndSwap(nil, err) }
+
+// failure is the error that stopped writes, nil while the store is healthy.
+func (s *Store) failure() error {
+	if err := s.failed.Load(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Open opens or creates the log at path.

@@ -193,7 +193,7 @@ func TestSameKeyConcurrently(t *testing.T) {
 	results := make([]Receipt, 32)
 	for i := range results {
 		wg.Go(func() {
-			r, err := s.Write(context.Background(), Request{Events: []format.EventData{ev("a", "T", "")}, Key: "same"})
+			r, err := s.Write(context.Background(), Request{Events: []format.EventData{ev("a", "T", "payload")}, Key: "same"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -215,6 +215,13 @@ func TestSameKeyConcurrently(t *testing.T) {
 	}
 	if fresh != 1 {
 		t.Fatalf("%d requests reported a fresh write", fresh)
+	}
+	// Every caller owns what it was given.
+	results[0].Events[0].Data[0] = 'X'
+	for _, r := range results[1:] {
+		if string(r.Events[0].Data) != "payload" {
+			t.Fatalf("receipts share memory: %q", r.Events[0].Data)
+		}
 	}
 }
 

@@ -1,8 +1,11 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/evstore/evstore/format"
 	"github.com/google/uuid"
@@ -49,6 +52,16 @@ func (r Receipt) Last() uint64 {
 	return r.Events[len(r.Events)-1].Position
 }
 
+// clone returns a copy of r that shares no memory a caller could change.
+func (r Receipt) clone() Receipt {
+	r.Events = slices.Clone(r.Events)
+	for i := range r.Events {
+		r.Events[i].Data = bytes.Clone(r.Events[i].Data)
+		r.Events[i].Metadata = maps.Clone(r.Events[i].Metadata)
+	}
+	return r
+}
+
 // Append writes events atomically across all their streams after checking
 // every expect. It returns the position of the last event written. An empty
 // event list is a no-op.
@@ -84,12 +97,20 @@ func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
 		}
 		r.ids[i] = id.String()
 	}
+	if err := s.failure(); err != nil {
+		return Receipt{}, err
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return Receipt{}, ErrClosed
 	}
-	s.reqs <- r
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done(): // the queue is full and the caller gave up: nothing written
+		s.mu.RUnlock()
+		return Receipt{}, ctx.Err()
+	}
 	s.mu.RUnlock()
 	<-r.done
 	return r.receipt, r.err

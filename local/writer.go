@@ -76,9 +76,15 @@ type groupTx struct {
 const maxKeptArena = 4 << 20
 
 func (s *Store) commit(group []*request) {
+	if err := s.failure(); err != nil {
+		for _, r := range group {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
 	g := &groupTx{
 		now:    time.Now().UTC(),
-		next:   s.head.Load() + 1,
 		states: make(map[string]*streamState),
 		dirty:  make(map[string]bool),
 		keys:   make(map[string]*request),
@@ -93,6 +99,12 @@ func (s *Store) commit(group []*request) {
 		// in order (the index), so full pages waste no space and split less.
 		g.log.FillPercent = 1.0
 		g.streams.FillPercent = 0.9
+		// The next position comes from the log itself, not from memory,
+		// so nothing can ever overwrite a record.
+		g.next = 1
+		if k, _ := g.log.Cursor().Last(); k != nil {
+			g.next = binary.BigEndian.Uint64(k) + 1
+		}
 		for _, r := range group {
 			if err := g.apply(r); err != nil {
 				return err
@@ -113,8 +125,13 @@ func (s *Store) commit(group []*request) {
 		s.arena = nil
 	}
 	if err != nil {
-		err = fmt.Errorf("commit: %w", err)
-		s.opts.Logger.Error("group commit failed", "requests", len(group), "err", err)
+		// After a failed commit (a failed fsync above all) the file's
+		// state is unknown: bbolt may have published pages it reported as
+		// failed. Stop writing rather than guess; reopening re-reads it.
+		ce := &CommitError{Err: err}
+		s.fail(ce)
+		err = ce
+		s.opts.Logger.Error("group commit failed; the store refuses writes until it is reopened", "requests", len(group), "err", err)
 	} else if g.next-1 != s.head.Load() {
 		s.head.Store(g.next - 1)
 		s.broadcast()
@@ -126,7 +143,8 @@ func (s *Store) commit(group []*request) {
 			r.err = err
 			r.receipt = Receipt{}
 		case r.dupOf != nil:
-			r.receipt, r.err = r.dupOf.receipt, r.dupOf.err
+			// Its own copy: callers may change what they were given.
+			r.receipt, r.err = r.dupOf.receipt.clone(), r.dupOf.err
 			r.receipt.Duplicate = true
 		}
 		close(r.done)
@@ -162,22 +180,29 @@ func (g *groupTx) apply(r *request) error {
 			return nil
 		}
 	}
+	// Every stream's state is read before anything changes, so a damaged
+	// versions entry fails this request alone and leaves the group intact.
 	for _, e := range r.req.Expect {
-		st, err := g.state(e.Stream)
-		if err != nil {
-			return err
+		if _, err := g.state(e.Stream); err != nil {
+			r.err = err
+			return nil
 		}
-		if st.version != e.Version {
+	}
+	for _, d := range r.req.Events {
+		if _, err := g.state(d.Stream); err != nil {
+			r.err = err
+			return nil
+		}
+	}
+	for _, e := range r.req.Expect {
+		if st := g.states[e.Stream]; st.version != e.Version {
 			r.err = &ConflictError{Stream: e.Stream, Expected: e.Version, Actual: st.version}
 			return nil
 		}
 	}
 	events := make([]format.Event, len(r.req.Events))
 	for i, d := range r.req.Events {
-		st, err := g.state(d.Stream)
-		if err != nil {
-			return err
-		}
+		st := g.states[d.Stream]
 		st.version++
 		st.last = g.next
 		g.dirty[d.Stream] = true
