@@ -39,7 +39,7 @@ type Options struct {
 	CacheEvents int
 	// CacheBytes bounds the same cache by the approximate memory its
 	// events take (payloads, names, metadata and per-event overhead), so a
-	// few large events cannot hold the process's memory. Default 64 MiB.
+	// few large events cannot hold the process's memory. Default 32 MiB.
 	CacheBytes int
 	// CacheStates bounds the folded states kept for commands that
 	// implement [Snapshotter], one per snapshot key and read set. Default
@@ -53,7 +53,7 @@ const (
 	DefaultBaseBackoff = 500 * time.Microsecond
 	DefaultMaxBackoff  = 50 * time.Millisecond
 	DefaultCacheEvents = 1 << 18
-	DefaultCacheBytes  = 64 << 20
+	DefaultCacheBytes  = 32 << 20
 	// MaxDiscoveryRounds bounds how often Handle may ask to read more
 	// streams with ReadAlso in one execution.
 	MaxDiscoveryRounds = 16
