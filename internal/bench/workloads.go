@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// benchSeedSingle runs sequential commands that each read one stream and
+// seedSingle runs sequential commands that each read one stream and
 // append one event to it. The first and last thousand show whether a
 // command's cost grows with its stream.
-func benchSeedSingle(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+func seedSingle(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	store, done, err := env.openStore("seed-single")
 	if err != nil {
 		return nil, err
@@ -28,39 +28,39 @@ func benchSeedSingle(ctx context.Context, env *benchEnv) ([]benchResult, error) 
 	ex := executor.New(store, executor.Options{})
 	n := env.scaled(10_000, 2)
 	window := min(1000, n/2)
-	s := &benchSample{lat: make([]time.Duration, 0, n)}
+	s := &sample{lat: make([]time.Duration, 0, n)}
 	ends := make([]time.Time, n)
-	cmd := benchStreamCmd{streams: []string{"seed-single"}}
+	cmd := streamCmd{streams: []string{"seed-single"}}
 	start := time.Now()
 	for i := range n {
 		t := time.Now()
-		res, err := executor.Execute(ctx, ex, executor.Command[benchStreamState](cmd))
+		res, err := executor.Execute(ctx, ex, executor.Command[streamState](cmd))
 		ends[i] = time.Now()
 		s.record(ends[i].Sub(t), len(res.Events), res.Retries, err)
 		if err != nil && ctx.Err() != nil {
 			return nil, err
 		}
 	}
-	r := benchSummarize("seed-single", "", time.Since(start), s)
+	r := summarize("seed-single", "", time.Since(start), s)
 	first := float64(window) / ends[window-1].Sub(start).Seconds()
 	last := float64(window) / ends[n-1].Sub(ends[n-window-1]).Seconds()
 	r.Extra = map[string]float64{"first_window_ops_per_sec": first, "last_window_ops_per_sec": last, "window": float64(window)}
 	r.Note = fmt.Sprintf("first %d: %.0f ops/s, last %d: %.0f ops/s (last/first %.2f)", window, first, window, last, last/first)
-	return []benchResult{r}, nil
+	return []Result{r}, nil
 }
 
-// benchStreamCmd reads one or two streams and appends one event to each,
+// streamCmd reads one or two streams and appends one event to each,
 // as the registry's append does for one stream and a transfer for two, but
 // without encoding/json: seed-single and seed-multi measure the executor
 // and the log. It implements executor.Snapshotter, so a command folds only
 // what is new in its streams.
-type benchStreamCmd struct{ streams []string }
+type streamCmd struct{ streams []string }
 
-type benchStreamState [2]uint64 // the version of each stream
+type streamState [2]uint64 // the version of each stream
 
-func (c benchStreamCmd) Streams() []string { return c.streams }
+func (c streamCmd) Streams() []string { return c.streams }
 
-func (c benchStreamCmd) Apply(s *benchStreamState, ev format.Event) {
+func (c streamCmd) Apply(s *streamState, ev format.Event) {
 	if ev.Stream == c.streams[0] {
 		s[0] = ev.Version
 	} else {
@@ -68,7 +68,7 @@ func (c benchStreamCmd) Apply(s *benchStreamState, ev format.Event) {
 	}
 }
 
-func (c benchStreamCmd) Handle(_ context.Context, s benchStreamState) ([]format.EventData, error) {
+func (c streamCmd) Handle(_ context.Context, s streamState) ([]format.EventData, error) {
 	out := make([]format.EventData, len(c.streams))
 	for i, st := range c.streams {
 		out[i] = format.EventData{Stream: st, Type: "Seeded", Data: append(strconv.AppendUint([]byte(`{"n":`), s[i]+1, 10), '}')}
@@ -76,13 +76,13 @@ func (c benchStreamCmd) Handle(_ context.Context, s benchStreamState) ([]format.
 	return out, nil
 }
 
-func (benchStreamCmd) SnapshotKey() string { return "bench.stream" }
+func (streamCmd) SnapshotKey() string { return "bench.stream" }
 
-func (benchStreamCmd) CloneState(s benchStreamState) benchStreamState { return s }
+func (streamCmd) CloneState(s streamState) streamState { return s }
 
-// benchSeedMulti runs sequential commands that each read and write the same
+// seedMulti runs sequential commands that each read and write the same
 // two streams.
-func benchSeedMulti(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+func seedMulti(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	store, done, err := env.openStore("seed-multi")
 	if err != nil {
 		return nil, err
@@ -90,30 +90,30 @@ func benchSeedMulti(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 	defer done()
 	ex := executor.New(store, executor.Options{})
 	n := env.scaled(5_000, 2)
-	s := &benchSample{lat: make([]time.Duration, 0, n)}
-	cmd := benchStreamCmd{streams: []string{"seed-multi-a", "seed-multi-b"}}
+	s := &sample{lat: make([]time.Duration, 0, n)}
+	cmd := streamCmd{streams: []string{"seed-multi-a", "seed-multi-b"}}
 	start := time.Now()
 	for range n {
 		t := time.Now()
-		res, err := executor.Execute(ctx, ex, executor.Command[benchStreamState](cmd))
+		res, err := executor.Execute(ctx, ex, executor.Command[streamState](cmd))
 		s.record(time.Since(t), len(res.Events), res.Retries, err)
 		if err != nil && ctx.Err() != nil {
 			return nil, err
 		}
 	}
-	return []benchResult{benchSummarize("seed-multi", "", time.Since(start), s)}, nil
+	return []Result{summarize("seed-multi", "", time.Since(start), s)}, nil
 }
 
-// benchSeedBatch appends batches of events, each batch to a stream that must
+// seedBatch appends batches of events, each batch to a stream that must
 // not exist yet: the bulk-import path, with no command and no fold.
-func benchSeedBatch(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+func seedBatch(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	store, done, err := env.openStore("seed-batch")
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	batches, size := env.scaled(100, 2), 200
-	s := &benchSample{lat: make([]time.Duration, 0, batches)}
+	s := &sample{lat: make([]time.Duration, 0, batches)}
 	events := make([]format.EventData, size)
 	start := time.Now()
 	for b := range batches {
@@ -129,19 +129,19 @@ func benchSeedBatch(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 			return nil, err
 		}
 	}
-	return []benchResult{benchSummarize("seed-batch", "", time.Since(start), s)}, nil
+	return []Result{summarize("seed-batch", "", time.Since(start), s)}, nil
 }
 
-// benchAccountBalance is every bench account's opening deposit, in cents:
+// openingBalance is every bench account's opening deposit, in cents:
 // far more than the transfers of one run can move, so none fails for lack
 // of funds.
-const benchAccountBalance = 1_000_000_000
+const openingBalance = 1_000_000_000
 
-func benchAccount(i int) string { return "acct-" + strconv.Itoa(i) }
+func accountID(i int) string { return "acct-" + strconv.Itoa(i) }
 
-// benchParallel runs fn(i) for i in [0, n) on workers goroutines and returns the
+// parallel runs fn(i) for i in [0, n) on workers goroutines and returns the
 // first error.
-func benchParallel(n, workers int, fn func(i int) error) error {
+func parallel(n, workers int, fn func(i int) error) error {
 	var (
 		mu    sync.Mutex
 		first error
@@ -169,25 +169,25 @@ func benchParallel(n, workers int, fn func(i int) error) error {
 	return first
 }
 
-// benchSetupAccounts opens the accounts and funds them through the real bank
+// setupAccounts opens the accounts and funds them through the real bank
 // commands, so the baseline can be loaded with exactly the same events.
-func benchSetupAccounts(ctx context.Context, ex *executor.Executor, reg *commands.Registry, accounts, workers int) error {
-	return benchParallel(accounts, workers, func(i int) error {
-		id := benchAccount(i)
+func setupAccounts(ctx context.Context, ex *executor.Executor, reg *commands.Registry, accounts, workers int) error {
+	return parallel(accounts, workers, func(i int) error {
+		id := accountID(i)
 		if _, err := reg.Run(ctx, ex, "bank.open", fmt.Appendf(nil, `{"account":%q,"owner":"Owner %d"}`, id, i)); err != nil {
 			return err
 		}
-		_, err := reg.Run(ctx, ex, "bank.deposit", fmt.Appendf(nil, `{"account":%q,"amount":%d}`, id, benchAccountBalance))
+		_, err := reg.Run(ctx, ex, "bank.deposit", fmt.Appendf(nil, `{"account":%q,"amount":%d}`, id, openingBalance))
 		return err
 	})
 }
 
-// benchBankOp builds the arguments of one deposit or transfer on random accounts.
-func benchBankOp(dst []byte, workload string, accounts int) []byte {
+// bankOp builds the arguments of one deposit or transfer on random accounts.
+func bankOp(dst []byte, workload string, accounts int) []byte {
 	amount := 1 + rand.IntN(100)
 	if workload == "deposit" {
 		dst = append(dst, `{"account":"`...)
-		dst = append(dst, benchAccount(rand.IntN(accounts))...)
+		dst = append(dst, accountID(rand.IntN(accounts))...)
 		dst = append(dst, `","amount":`...)
 		return append(strconv.AppendInt(dst, int64(amount), 10), '}')
 	}
@@ -197,16 +197,16 @@ func benchBankOp(dst []byte, workload string, accounts int) []byte {
 		to++
 	}
 	dst = append(dst, `{"from":"`...)
-	dst = append(dst, benchAccount(from)...)
+	dst = append(dst, accountID(from)...)
 	dst = append(dst, `","to":"`...)
-	dst = append(dst, benchAccount(to)...)
+	dst = append(dst, accountID(to)...)
 	dst = append(dst, `","amount":`...)
 	return append(strconv.AppendInt(dst, int64(amount), 10), '}')
 }
 
-// benchBank runs bank.deposit or bank.transfer from many clients on random
+// bankWorkload runs bank.deposit or bank.transfer from many clients on random
 // accounts for the configured duration.
-func benchBank(ctx context.Context, env *benchEnv, workload string) ([]benchResult, error) {
+func bankWorkload(ctx context.Context, env *workloadEnv, workload string) ([]Result, error) {
 	store, done, err := env.openStore(workload)
 	if err != nil {
 		return nil, err
@@ -215,14 +215,14 @@ func benchBank(ctx context.Context, env *benchEnv, workload string) ([]benchResu
 	reg := commands.Builtin()
 	ex := executor.New(store, executor.Options{})
 	accounts := env.scaled(10_000, 1000)
-	if err := benchSetupAccounts(ctx, ex, reg, accounts, env.cfg.Clients); err != nil {
+	if err := setupAccounts(ctx, ex, reg, accounts, env.cfg.Clients); err != nil {
 		return nil, fmt.Errorf("open accounts: %w", err)
 	}
 	name := "bank." + workload
-	r := runBenchClients(ctx, env.cfg.Clients, env.cfg.Duration, func(s *benchSample) {
+	r := runClients(ctx, env.cfg.Clients, env.cfg.Duration, func(s *sample) {
 		var args []byte
 		for {
-			args = benchBankOp(args[:0], workload, accounts)
+			args = bankOp(args[:0], workload, accounts)
 			t := time.Now()
 			res, err := reg.Run(ctx, ex, name, args)
 			if !s.timed(t, len(res.Events), res.Retries, err) {
@@ -231,30 +231,30 @@ func benchBank(ctx context.Context, env *benchEnv, workload string) ([]benchResu
 		}
 	})
 	r.Workload = workload
-	return []benchResult{r}, nil
+	return []Result{r}, nil
 }
 
-// runBenchClients runs client on n goroutines until d has passed and summarizes
+// runClients runs client on n goroutines until d has passed and summarizes
 // what they recorded. A client calls s.timed after each operation and stops
 // when it returns false.
-func runBenchClients(ctx context.Context, n int, d time.Duration, client func(s *benchSample)) benchResult {
-	samples := make([]*benchSample, n)
+func runClients(ctx context.Context, n int, d time.Duration, client func(s *sample)) Result {
+	samples := make([]*sample, n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(d)
 	for i := range samples {
-		samples[i] = &benchSample{deadline: deadline, ctx: ctx}
+		samples[i] = &sample{deadline: deadline, ctx: ctx}
 		wg.Go(func() { client(samples[i]) })
 	}
 	wg.Wait()
-	return benchSummarize("", "", time.Since(start), samples...)
+	return summarize("", "", time.Since(start), samples...)
 }
 
 // timed records an operation that started at t, unless the caller's
 // context was cancelled under it, and reports whether the client should go
 // on. Operations still running at the deadline finish and count: cutting
 // them off would turn them into errors.
-func (s *benchSample) timed(t time.Time, events, retries int, err error) bool {
+func (s *sample) timed(t time.Time, events, retries int, err error) bool {
 	now := time.Now()
 	if err != nil && s.ctx.Err() != nil {
 		return false
@@ -263,10 +263,10 @@ func (s *benchSample) timed(t time.Time, events, retries int, err error) bool {
 	return now.Before(s.deadline)
 }
 
-// benchContention has many clients increment one counter. Every increment
+// contention has many clients increment one counter. Every increment
 // reads the counter, so nearly every commit conflicts; the count must still
 // come out exact.
-func benchContention(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+func contention(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	store, done, err := env.openStore("contention")
 	if err != nil {
 		return nil, err
@@ -277,11 +277,11 @@ func benchContention(ctx context.Context, env *benchEnv) ([]benchResult, error) 
 	// badly wrong.
 	ex := executor.New(store, executor.Options{MaxRetries: 1_000_000})
 	clients, each := 100, env.scaled(100, 1)
-	samples := make([]*benchSample, clients)
+	samples := make([]*sample, clients)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range samples {
-		samples[i] = &benchSample{}
+		samples[i] = &sample{}
 		wg.Go(func() {
 			for range each {
 				t := time.Now()
@@ -291,7 +291,7 @@ func benchContention(ctx context.Context, env *benchEnv) ([]benchResult, error) 
 		})
 	}
 	wg.Wait()
-	r := benchSummarize("contention", "", time.Since(start), samples...)
+	r := summarize("contention", "", time.Since(start), samples...)
 	got, err := store.Version(commands.CounterStream("bench"))
 	if err != nil {
 		return nil, err
@@ -299,19 +299,19 @@ func benchContention(ctx context.Context, env *benchEnv) ([]benchResult, error) 
 	want := uint64(clients * each)
 	r.Extra = map[string]float64{"final_count": float64(got), "expected": float64(want)}
 	if got != want {
-		return []benchResult{r}, fmt.Errorf("counter ended at %d, want exactly %d", got, want)
+		return []Result{r}, fmt.Errorf("counter ended at %d, want exactly %d", got, want)
 	}
 	note := fmt.Sprintf("%d clients × %d increments: counter exactly %d", clients, each, got)
 	if r.Note != "" {
 		note += "; " + r.Note
 	}
 	r.Note = note
-	return []benchResult{r}, nil
+	return []Result{r}, nil
 }
 
-// benchRead reads one 1,000-event stream repeatedly, then scans a log of a
+// readWorkload reads one 1,000-event stream repeatedly, then scans a log of a
 // million events.
-func benchRead(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+func readWorkload(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	store, done, err := env.openStore("read")
 	if err != nil {
 		return nil, err
@@ -319,12 +319,12 @@ func benchRead(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 	defer done()
 	streamLen := env.scaled(1000, 1)
 	total := max(env.scaled(1_000_000, 1), streamLen)
-	if err := benchFillLog(ctx, store, total, streamLen); err != nil {
+	if err := fillLog(ctx, store, total, streamLen); err != nil {
 		return nil, err
 	}
 
 	reads := env.scaled(2000, 5)
-	s := &benchSample{lat: make([]time.Duration, 0, reads)}
+	s := &sample{lat: make([]time.Duration, 0, reads)}
 	start := time.Now()
 	for range reads {
 		t := time.Now()
@@ -342,10 +342,10 @@ func benchRead(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 		}
 		s.record(time.Since(t), n, 0, err)
 	}
-	stream := benchSummarize("read-stream", "", time.Since(start), s)
+	stream := summarize("read-stream", "", time.Since(start), s)
 	stream.Note = fmt.Sprintf("whole %d-event stream per op", streamLen)
 
-	scan := &benchSample{}
+	scan := &sample{}
 	start = time.Now()
 	n := 0
 	for _, err := range store.ReadAll(1) {
@@ -358,18 +358,18 @@ func benchRead(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 	if scan.errors == 0 {
 		scan.record(time.Since(start), n, 0, nil)
 	}
-	all := benchSummarize("read-scan", "", time.Since(start), scan)
+	all := summarize("read-scan", "", time.Since(start), scan)
 	all.Note = fmt.Sprintf("whole log of %d events in one pass", n)
 	if n != total && scan.errors == 0 {
 		return nil, fmt.Errorf("scanned %d events, want %d", n, total)
 	}
-	return []benchResult{stream, all}, nil
+	return []Result{stream, all}, nil
 }
 
-// benchFillLog appends total events in large batches: streamLen to "read-stream"
+// fillLog appends total events in large batches: streamLen to "read-stream"
 // spread through the log (so a stream read touches pages all over it, as a
 // real one would), the rest to many small streams.
-func benchFillLog(ctx context.Context, store *local.Store, total, streamLen int) error {
+func fillLog(ctx context.Context, store *local.Store, total, streamLen int) error {
 	const batch = 2000
 	every := max(total/streamLen, 1)
 	events := make([]format.EventData, 0, batch)
@@ -383,7 +383,7 @@ func benchFillLog(ctx context.Context, store *local.Store, total, streamLen int)
 				stream = "read-stream"
 				inStream++
 			}
-			events = append(events, format.EventData{Stream: stream, Type: "Filled", Data: benchPayload(i)})
+			events = append(events, format.EventData{Stream: stream, Type: "Filled", Data: payloadOf(i)})
 		}
 		if _, err := store.Append(ctx, events); err != nil {
 			return fmt.Errorf("fill the log: %w", err)
@@ -396,7 +396,7 @@ func benchFillLog(ctx context.Context, store *local.Store, total, streamLen int)
 	return nil
 }
 
-// benchPayload is a small JSON object, about the size of a bank event.
-func benchPayload(i int) []byte {
+// payloadOf is a small JSON object, about the size of a bank event.
+func payloadOf(i int) []byte {
 	return fmt.Appendf(nil, `{"amount":%d,"balance":%d,"note":"bench"}`, i%1000+1, i)
 }

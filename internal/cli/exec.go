@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -222,15 +222,6 @@ func printOutcome(w io.Writer, prefix string, o outcome) {
 	if retries != "" {
 		fmt.Fprintln(w, retries[1:])
 	}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
 }
 
 // execFile runs a file of commands. The database is opened at the first

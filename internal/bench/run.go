@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -16,15 +16,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/evstore/evstore/local"
 )
 
-// benchConfig is what `evstore bench` was asked to do.
-type benchConfig struct {
+// Config is what `evstore bench` was asked to do.
+type Config struct {
 	Workloads  []string      `json:"workloads"`
 	Dir        string        `json:"dir,omitempty"` // parent of the temporary stores; "" is the system temp dir
 	Duration   time.Duration `json:"duration_ns"`   // of the timed workloads (deposit, transfer)
@@ -40,14 +39,14 @@ type benchConfig struct {
 	BaselineConns int `json:"baseline_conns,omitempty"`
 }
 
-// benchWorkloads lists the workloads in the order a full run executes them.
-var benchWorkloads = []string{
+// Workloads lists the workloads in the order a full run executes them.
+var Workloads = []string{
 	"seed-single", "seed-multi", "seed-batch", "deposit", "transfer",
 	"contention", "read", "replicate-rows", "replicate-frames",
 }
 
-// benchResult is one row of the table.
-type benchResult struct {
+// Result is one row of the table.
+type Result struct {
 	Workload     string             `json:"workload"`
 	Store        string             `json:"store"` // "evstore" or "postgres"
 	Ops          int64              `json:"ops"`
@@ -66,8 +65,8 @@ type benchResult struct {
 	Skipped      bool               `json:"skipped,omitempty"`
 }
 
-// benchRatio compares evstore with the PostgreSQL baseline on one workload.
-type benchRatio struct {
+// Ratio compares evstore with the PostgreSQL baseline on one workload.
+type Ratio struct {
 	Workload string  `json:"workload"`
 	OpsRatio float64 `json:"ops_ratio"` // evstore ops/s ÷ baseline ops/s
 	P95Ratio float64 `json:"p95_ratio"` // evstore p95 ÷ baseline p95
@@ -76,14 +75,14 @@ type benchRatio struct {
 	Durable  bool    `json:"durable"`   // false under --nosync
 }
 
-type benchReport struct {
-	Config  benchConfig   `json:"config"`
-	Machine benchMachine  `json:"machine"`
-	Results []benchResult `json:"results"`
-	Ratios  []benchRatio  `json:"benchRatios,omitempty"`
+type Report struct {
+	Config  Config   `json:"config"`
+	Machine Machine  `json:"machine"`
+	Results []Result `json:"results"`
+	Ratios  []Ratio  `json:"ratiosOf,omitempty"`
 }
 
-type benchMachine struct {
+type Machine struct {
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go"`
 	OS        string `json:"os"`
@@ -95,21 +94,21 @@ type benchMachine struct {
 	FsyncP99ms float64 `json:"fsync_p99_ms"`
 }
 
-// benchSample collects one client's measurements; clients never share one, so
+// sample collects one client's measurements; clients never share one, so
 // recording needs no lock.
-type benchSample struct {
+type sample struct {
 	lat     []time.Duration
 	retries int64
 	errors  int64
 	events  int64
 	err     error // the first error, for the note
 
-	// For timed clients (see runBenchClients).
+	// For timed clients (see runClients).
 	deadline time.Time
 	ctx      context.Context
 }
 
-func (s *benchSample) record(d time.Duration, events, retries int, err error) {
+func (s *sample) record(d time.Duration, events, retries int, err error) {
 	s.lat = append(s.lat, d)
 	s.retries += int64(retries)
 	if err != nil {
@@ -122,9 +121,9 @@ func (s *benchSample) record(d time.Duration, events, retries int, err error) {
 	s.events += int64(events)
 }
 
-// benchSummarize turns the clients' samples into a row measured over elapsed.
-func benchSummarize(workload, store string, elapsed time.Duration, samples ...*benchSample) benchResult {
-	r := benchResult{Workload: workload, Store: store, Seconds: elapsed.Seconds()}
+// summarize turns the clients' samples into a row measured over elapsed.
+func summarize(workload, store string, elapsed time.Duration, samples ...*sample) Result {
+	r := Result{Workload: workload, Store: store, Seconds: elapsed.Seconds()}
 	var all []time.Duration
 	var firstErr error
 	for _, s := range samples {
@@ -142,15 +141,15 @@ func benchSummarize(workload, store string, elapsed time.Duration, samples ...*b
 		r.EventsPerSec = float64(r.Events) / elapsed.Seconds()
 	}
 	slices.Sort(all)
-	r.P50ms, r.P95ms, r.P99ms = benchQuantileMs(all, 0.50), benchQuantileMs(all, 0.95), benchQuantileMs(all, 0.99)
+	r.P50ms, r.P95ms, r.P99ms = quantileMs(all, 0.50), quantileMs(all, 0.95), quantileMs(all, 0.99)
 	if firstErr != nil {
 		r.Note = "first error: " + firstErr.Error()
 	}
 	return r
 }
 
-// benchQuantileMs reads a quantile of sorted latencies by the nearest-rank method.
-func benchQuantileMs(sorted []time.Duration, q float64) float64 {
+// quantileMs reads a quantile of sorted latencies by the nearest-rank method.
+func quantileMs(sorted []time.Duration, q float64) float64 {
 	if len(sorted) == 0 {
 		return 0
 	}
@@ -159,23 +158,23 @@ func benchQuantileMs(sorted []time.Duration, q float64) float64 {
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
 
-// benchEnv is what every workload gets: where to put its store and how to
+// workloadEnv is what every workload gets: where to put its store and how to
 // open it.
-type benchEnv struct {
-	cfg   benchConfig
+type workloadEnv struct {
+	cfg   Config
 	dir   string
 	log   io.Writer // progress, to stderr so --json output stays clean
 	count int
 }
 
 // scaled applies --scale to a workload size, never below min.
-func (e *benchEnv) scaled(n, min int) int {
+func (e *workloadEnv) scaled(n, min int) int {
 	return max(int(math.Round(float64(n)*e.cfg.Scale)), min)
 }
 
 // openStore creates a fresh store for one workload; cleanup closes and
 // deletes it.
-func (e *benchEnv) openStore(name string) (*local.Store, func(), error) {
+func (e *workloadEnv) openStore(name string) (*local.Store, func(), error) {
 	e.count++
 	path := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.db", e.count, name))
 	s, err := local.Open(path, local.Options{NoSync: e.cfg.NoSync})
@@ -188,13 +187,13 @@ func (e *benchEnv) openStore(name string) (*local.Store, func(), error) {
 	}, nil
 }
 
-func (e *benchEnv) logf(format string, v ...any) {
+func (e *workloadEnv) logf(format string, v ...any) {
 	fmt.Fprintf(e.log, "bench: "+format+"\n", v...)
 }
 
-// runBench runs cfg's workloads and writes the table (or JSON) to out.
+// Run runs cfg's workloads and writes the table (or JSON) to out.
 // Progress goes to progress, which may be io.Discard.
-func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (*benchReport, error) {
+func Run(ctx context.Context, cfg Config, out, progress io.Writer) (*Report, error) {
 	if cfg.Clients <= 0 {
 		cfg.Clients = 64
 	}
@@ -208,11 +207,11 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (*b
 		cfg.To = cfg.Baseline
 	}
 	if len(cfg.Workloads) == 0 {
-		cfg.Workloads = benchWorkloads
+		cfg.Workloads = Workloads
 	}
 	for _, w := range cfg.Workloads {
-		if !slices.Contains(benchWorkloads, w) {
-			return nil, fmt.Errorf("unknown workload %q (known: %s)", w, strings.Join(benchWorkloads, ", "))
+		if !slices.Contains(Workloads, w) {
+			return nil, fmt.Errorf("unknown workload %q (known: %s)", w, strings.Join(Workloads, ", "))
 		}
 	}
 	dir, err := os.MkdirTemp(cfg.Dir, "evstore-bench-")
@@ -236,10 +235,10 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (*b
 	if progress == nil {
 		progress = io.Discard
 	}
-	env := &benchEnv{cfg: cfg, dir: dir, log: progress}
-	rep := &benchReport{
+	env := &workloadEnv{cfg: cfg, dir: dir, log: progress}
+	rep := &Report{
 		Config:  cfg,
-		Machine: benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, Durable: !cfg.NoSync},
+		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, Durable: !cfg.NoSync},
 	}
 	if rep.Machine.FsyncP50ms, rep.Machine.FsyncP99ms, err = probeFsync(dir, env.scaled(200, 10)); err != nil {
 		return nil, fmt.Errorf("bench: fsync probe: %w", err)
@@ -256,30 +255,30 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (*b
 			return nil, err
 		}
 		env.logf("%s…", w)
-		rows, err := runBenchWorkload(ctx, env, pg, w)
+		rows, err := runWorkload(ctx, env, pg, w)
 		if err != nil {
 			return nil, fmt.Errorf("bench %s: %w", w, err)
 		}
 		rep.Results = append(rep.Results, rows...)
 	}
-	rep.Ratios = benchRatios(rep.Results, !cfg.NoSync)
+	rep.Ratios = ratiosOf(rep.Results, !cfg.NoSync)
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return rep, enc.Encode(rep)
 	}
-	return rep, writeBenchTable(out, rep)
+	return rep, writeTable(out, rep)
 }
 
-// runBenchWorkload runs one workload with the heap trimmed and the peak RSS reset
+// runWorkload runs one workload with the heap trimmed and the peak RSS reset
 // first, so each row's RSS is its own.
-func runBenchWorkload(ctx context.Context, env *benchEnv, pg *pgBaseline, w string) ([]benchResult, error) {
-	var rows []benchResult
-	run := func(store string, fn func() ([]benchResult, error)) error {
+func runWorkload(ctx context.Context, env *workloadEnv, pg *pgBaseline, w string) ([]Result, error) {
+	var rows []Result
+	run := func(store string, fn func() ([]Result, error)) error {
 		debug.FreeOSMemory()
-		benchResetPeakRSS()
+		resetPeakRSS()
 		got, err := fn()
-		rss := benchPeakRSSMiB()
+		rss := peakRSSMiB()
 		for i := range got {
 			got[i].Store = store
 			got[i].PeakRSSMiB = rss
@@ -290,35 +289,35 @@ func runBenchWorkload(ctx context.Context, env *benchEnv, pg *pgBaseline, w stri
 	var err error
 	switch w {
 	case "seed-single":
-		err = run("evstore", func() ([]benchResult, error) { return benchSeedSingle(ctx, env) })
+		err = run("evstore", func() ([]Result, error) { return seedSingle(ctx, env) })
 	case "seed-multi":
-		err = run("evstore", func() ([]benchResult, error) { return benchSeedMulti(ctx, env) })
+		err = run("evstore", func() ([]Result, error) { return seedMulti(ctx, env) })
 	case "seed-batch":
-		err = run("evstore", func() ([]benchResult, error) { return benchSeedBatch(ctx, env) })
+		err = run("evstore", func() ([]Result, error) { return seedBatch(ctx, env) })
 	case "deposit", "transfer":
-		err = run("evstore", func() ([]benchResult, error) { return benchBank(ctx, env, w) })
+		err = run("evstore", func() ([]Result, error) { return bankWorkload(ctx, env, w) })
 		if err == nil && pg != nil {
-			err = run("postgres", func() ([]benchResult, error) { return pg.bench(ctx, env, w) })
+			err = run("postgres", func() ([]Result, error) { return pg.bench(ctx, env, w) })
 		}
 	case "contention":
-		err = run("evstore", func() ([]benchResult, error) { return benchContention(ctx, env) })
+		err = run("evstore", func() ([]Result, error) { return contention(ctx, env) })
 	case "read":
-		err = run("evstore", func() ([]benchResult, error) { return benchRead(ctx, env) })
+		err = run("evstore", func() ([]Result, error) { return readWorkload(ctx, env) })
 	case "replicate-rows", "replicate-frames":
-		err = run("evstore", func() ([]benchResult, error) { return benchReplicate(ctx, env, w) })
+		err = run("evstore", func() ([]Result, error) { return replicateWorkload(ctx, env, w) })
 	}
 	return rows, err
 }
 
-func benchRatios(results []benchResult, durable bool) []benchRatio {
-	var out []benchRatio
+func ratiosOf(results []Result, durable bool) []Ratio {
+	var out []Ratio
 	for _, pgRow := range results {
 		if pgRow.Store != "postgres" || pgRow.OpsPerSec == 0 {
 			continue
 		}
 		for _, ev := range results {
 			if ev.Store == "evstore" && ev.Workload == pgRow.Workload {
-				r := benchRatio{Workload: ev.Workload, OpsRatio: ev.OpsPerSec / pgRow.OpsPerSec, Evstore: ev.OpsPerSec, Postgres: pgRow.OpsPerSec, Durable: durable}
+				r := Ratio{Workload: ev.Workload, OpsRatio: ev.OpsPerSec / pgRow.OpsPerSec, Evstore: ev.OpsPerSec, Postgres: pgRow.OpsPerSec, Durable: durable}
 				if pgRow.P95ms > 0 {
 					r.P95Ratio = ev.P95ms / pgRow.P95ms
 				}
@@ -329,7 +328,7 @@ func benchRatios(results []benchResult, durable bool) []benchRatio {
 	return out
 }
 
-func writeBenchTable(out io.Writer, rep *benchReport) error {
+func writeTable(out io.Writer, rep *Report) error {
 	bw := bufio.NewWriter(out)
 	mode := "durable (fsync before every acknowledgement)"
 	if rep.Config.NoSync {
@@ -338,7 +337,7 @@ func writeBenchTable(out io.Writer, rep *benchReport) error {
 	fmt.Fprintf(bw, "evstore bench: %s, %d clients, %s per timed workload, %d CPUs, %s\n",
 		mode, rep.Config.Clients, rep.Config.Duration, rep.Machine.CPUs, rep.Machine.GoVersion)
 	fmt.Fprintf(bw, "disk: 4 KiB write + fsync p50 %s ms, p99 %s ms (a durable commit makes two)\n\n",
-		benchMs(rep.Machine.FsyncP50ms), benchMs(rep.Machine.FsyncP99ms))
+		msText(rep.Machine.FsyncP50ms), msText(rep.Machine.FsyncP99ms))
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\tstore\tops/s\tevents/s\tp50 ms\tp95 ms\tp99 ms\tretries\terrors\tpeak RSS MiB\t")
 	for _, r := range rep.Results {
@@ -346,14 +345,14 @@ func writeBenchTable(out io.Writer, rep *benchReport) error {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.Workload, r.Store)
 			continue
 		}
-		ops, p50, p95, p99 := benchNum(r.OpsPerSec), benchMs(r.P50ms), benchMs(r.P95ms), benchMs(r.P99ms)
+		ops, p50, p95, p99 := num(r.OpsPerSec), msText(r.P50ms), msText(r.P95ms), msText(r.P99ms)
 		if r.Ops+r.Errors <= 1 {
 			// One pass over everything (a scan, a replication): its rate
 			// is events/s and its only latency is the run time.
 			ops, p50, p95, p99 = "-", "-", "-", "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.0f\t\n", r.Workload, r.Store,
-			ops, benchNum(r.EventsPerSec), p50, p95, p99, r.Retries, r.Errors, r.PeakRSSMiB)
+			ops, num(r.EventsPerSec), p50, p95, p99, r.Retries, r.Errors, r.PeakRSSMiB)
 	}
 	tw.Flush()
 	var notes bytes.Buffer
@@ -368,7 +367,7 @@ func writeBenchTable(out io.Writer, rep *benchReport) error {
 	if len(rep.Ratios) > 0 {
 		fmt.Fprintln(bw, "\nevstore / PostgreSQL baseline:")
 		for _, r := range rep.Ratios {
-			fmt.Fprintf(bw, "  %s: %.2f× the ops/s (%s vs %s), p95 %.2f× the baseline's\n", r.Workload, r.OpsRatio, benchNum(r.Evstore), benchNum(r.Postgres), r.P95Ratio)
+			fmt.Fprintf(bw, "  %s: %.2f× the ops/s (%s vs %s), p95 %.2f× the baseline's\n", r.Workload, r.OpsRatio, num(r.Evstore), num(r.Postgres), r.P95Ratio)
 		}
 	}
 	return bw.Flush()
@@ -376,7 +375,7 @@ func writeBenchTable(out io.Writer, rep *benchReport) error {
 
 // num prints a rate with thousands separators, which keeps the table
 // readable across six orders of magnitude.
-func benchNum(v float64) string {
+func num(v float64) string {
 	if v == 0 {
 		return "-"
 	}
@@ -391,7 +390,7 @@ func benchNum(v float64) string {
 	return b.String()
 }
 
-func benchMs(v float64) string {
+func msText(v float64) string {
 	if v == 0 {
 		return "-"
 	}
@@ -430,32 +429,38 @@ func probeFsync(dir string, n int) (p50, p99 float64, err error) {
 		lat = append(lat, time.Since(t))
 	}
 	slices.Sort(lat)
-	return benchQuantileMs(lat, 0.5), benchQuantileMs(lat, 0.99), nil
+	return quantileMs(lat, 0.5), quantileMs(lat, 0.99), nil
 }
 
-// benchResetPeakRSS makes the kernel's peak-RSS counter start again from the
-// current RSS (Linux 4.0+), so the next reading is one workload's peak, not
-// the process's. Elsewhere it does nothing and the reading is cumulative.
-func benchResetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+// Smoke shrinks a run to a few seconds: every code path, no meaningful
+// numbers. Sizes and durations the caller set explicitly are kept.
+func (cfg *Config) Smoke(scaleSet, durationSet bool) {
+	if !scaleSet {
+		cfg.Scale = 0.01
+	}
+	if !durationSet {
+		cfg.Duration = 300 * time.Millisecond
+	}
 }
 
-// benchPeakRSSMiB reads VmHWM, falling back to getrusage's ru_maxrss (which
-// cannot be reset).
-func benchPeakRSSMiB() float64 {
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				f := strings.Fields(rest)
-				if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
-					return kb / 1024
-				}
+// Check reports the first thing wrong with cfg, in the words of the
+// Config's fields.
+func (cfg Config) Check() error {
+	for _, w := range cfg.Workloads {
+		if !slices.Contains(Workloads, w) {
+			if strings.HasPrefix(w, "-") {
+				return fmt.Errorf("flag %s after the workloads: flags go first, as in 'evstore bench --json deposit'", w)
 			}
+			return fmt.Errorf("unknown workload %q (known: %s)", w, strings.Join(Workloads, ", "))
 		}
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		return float64(ru.Maxrss) / 1024
+	switch {
+	case cfg.Clients <= 0:
+		return fmt.Errorf("clients must be at least 1, got %d", cfg.Clients)
+	case cfg.Duration <= 0:
+		return fmt.Errorf("duration must be positive, got %s", cfg.Duration)
+	case cfg.Scale <= 0:
+		return fmt.Errorf("scale must be positive, got %g", cfg.Scale)
 	}
-	return 0
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestExpandUsage(t *testing.T) {
 func TestExpandFramesIntoRows(t *testing.T) {
 	url, schema := pgtest.Schema(t)
 	db := tempDB(t)
-	if r := runCLI(t, "", "--db", db, "exec", "-f", "examples/bank.jsonl"); r.code != 0 {
+	if r := runCLI(t, "", "--db", db, "exec", "-f", "../../examples/bank.jsonl"); r.code != 0 {
 		t.Fatalf("example: %s", r.stderr)
 	}
 	if r := runDaemon(t, context.Background(), "--db", db, "replicate", "--once", "--layout", "frames", "--to", url, "--schema", schema, "--source", "gw"); r.code != 0 {

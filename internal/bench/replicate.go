@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 	"github.com/evstore/evstore/replicate"
 )
 
-// benchReplicate fills a log and replicates it once to PostgreSQL, into a
+// replicateWorkload fills a log and replicates it once to PostgreSQL, into a
 // schema of its own that is dropped afterwards. Without a URL it reports a
 // skipped row rather than failing, so a run without PostgreSQL still covers
 // everything else.
-func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benchResult, error) {
+func replicateWorkload(ctx context.Context, env *workloadEnv, workload string) ([]Result, error) {
 	layout := replicate.LayoutRows
 	if workload == "replicate-frames" {
 		layout = replicate.LayoutFrames
 	}
 	if env.cfg.To == "" {
-		return []benchResult{{Workload: workload, Skipped: true, Note: "skipped: needs a PostgreSQL URL (--to or --baseline)"}}, nil
+		return []Result{{Workload: workload, Skipped: true, Note: "skipped: needs a PostgreSQL URL (--to or --baseline)"}}, nil
 	}
 	store, done, err := env.openStore(workload)
 	if err != nil {
@@ -29,7 +29,7 @@ func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benc
 	}
 	defer done()
 	total := env.scaled(1_000_000, 100)
-	if err := benchFillLog(ctx, store, total, min(1000, total)); err != nil {
+	if err := fillLog(ctx, store, total, min(1000, total)); err != nil {
 		return nil, err
 	}
 	schema := fmt.Sprintf("evstore_bench_repl_%08x", rand.Uint32())
@@ -44,7 +44,7 @@ func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benc
 		payload += len(ev.Data)
 	}
 	var m replicate.Metrics
-	s := &benchSample{}
+	s := &sample{}
 	start := time.Now()
 	err = replicate.Run(ctx, store, replicate.Options{
 		URL:     env.cfg.To,
@@ -59,7 +59,7 @@ func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benc
 	if err != nil && ctx.Err() != nil {
 		return nil, err
 	}
-	r := benchSummarize(workload, "", elapsed, s)
+	r := summarize(workload, "", elapsed, s)
 	sent := float64(m.BytesSent.Load()) / float64(total)
 	note := fmt.Sprintf("%d events in one pass of replicate.Run (Once); %.1f bytes sent per event (protocol included); the JSON payloads alone are %.1f bytes per event, %.2f× that",
 		total, sent, float64(payload)/float64(total), float64(payload)/float64(total)/sent)
@@ -67,7 +67,7 @@ func benchReplicate(ctx context.Context, env *benchEnv, workload string) ([]benc
 		note += "; " + r.Note
 	}
 	r.Note = note
-	return []benchResult{r}, nil
+	return []Result{r}, nil
 }
 
 // dropSchema removes what a replicate workload created, whatever happened

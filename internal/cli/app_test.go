@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func runCLI(t *testing.T, stdin string, args ...string) result {
 func runCLIContext(t *testing.T, ctx context.Context, stdin string, args ...string) result {
 	t.Helper()
 	var stdout, stderr strings.Builder
-	code := run(ctx, append([]string{"evstore"}, args...), strings.NewReader(stdin), &stdout, &stderr)
+	code := Run(ctx, append([]string{"evstore"}, args...), strings.NewReader(stdin), &stdout, &stderr)
 	r := result{code, stdout.String(), stderr.String()}
 	checkStderr(t, r)
 	return r

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evstore/evstore/internal/bench"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -17,15 +18,15 @@ func benchCommand() *cli.Command {
 		Name:      "bench",
 		Usage:     "measure throughput and latency on a fresh temporary store",
 		ArgsUsage: "[WORKLOAD…]",
-		UsageText: "evstore bench [--duration D] [--clients N] [--json] [--baseline URL] [--nosync] [--db DIR] [WORKLOAD…]",
+		UsageText: "evstore bench [--duration D] [--clients N] [--json] [--baseline URL] [--nosync] [--dir DIR] [WORKLOAD…]",
 		Description: "Runs the named workloads (default: all) on a new store in a temporary directory, durable\n" +
 			"(fsync before every acknowledgement) unless --nosync, and prints ops/s, events/s, latency\n" +
-			"percentiles, retries, errors and the peak RSS of each. Workloads: " + strings.Join(benchWorkloads, ", ") + ".\n" +
+			"percentiles, retries, errors and the peak RSS of each. Workloads: " + strings.Join(bench.Workloads, ", ") + ".\n" +
 			"With --baseline postgres://…, deposit and transfer also run against a plain PostgreSQL event store\n" +
 			"(in a schema of its own, dropped afterwards) and the replicate-* workloads replicate to it.\n" +
 			"See docs/benchmarks.md for what each workload does and the targets.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "db", Usage: "create the temporary stores under `DIR` (default: the system temp dir)"},
+			&cli.StringFlag{Name: "dir", Usage: "create the temporary stores under `DIR` (default: the system temp dir)"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long deposit and transfer run"},
 			&cli.IntFlag{Name: "clients", Value: 64, Usage: "concurrent clients of deposit and transfer"},
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as one JSON document"},
@@ -38,9 +39,9 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "baseline-conns", Hidden: true, Usage: "PostgreSQL connections (default: one per client)"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg := benchConfig{
+			cfg := bench.Config{
 				Workloads:     c.Args().Slice(),
-				Dir:           c.String("db"),
+				Dir:           c.String("dir"),
 				Duration:      c.Duration("duration"),
 				Clients:       c.Int("clients"),
 				JSON:          c.Bool("json"),
@@ -52,62 +53,22 @@ func benchCommand() *cli.Command {
 				BaselineConns: c.Int("baseline-conns"),
 			}
 			if c.Bool("smoke") {
-				applySmoke(&cfg, c.IsSet("scale"), c.IsSet("duration"))
+				cfg.Smoke(c.IsSet("scale"), c.IsSet("duration"))
 			}
-			if err := checkBenchConfig(cfg); err != nil {
-				return err
+			if err := cfg.Check(); err != nil {
+				return usageErrorf("bench: %v", err)
 			}
-			_, err := runBench(c.Context, cfg, c.App.Writer, benchProgress(c.App.ErrWriter))
+			_, err := bench.Run(c.Context, cfg, c.App.Writer, progressWriter(c.App.ErrWriter))
 			return err
 		},
 	}
 }
 
-// applySmoke shrinks a run to a few seconds: every code path, no
-// meaningful numbers.
-func applySmoke(cfg *benchConfig, scaleSet, durationSet bool) {
-	if !scaleSet {
-		cfg.Scale = 0.01
-	}
-	if !durationSet {
-		cfg.Duration = 300 * time.Millisecond
-	}
-}
-
-func checkBenchConfig(cfg benchConfig) error {
-	for _, w := range cfg.Workloads {
-		if !isBenchWorkload(w) {
-			if strings.HasPrefix(w, "-") {
-				return usageErrorf("bench: flag %s after the workloads: flags go first, as in 'evstore bench --json deposit'", w)
-			}
-			return usageErrorf("bench: unknown workload %q (known: %s)", w, strings.Join(benchWorkloads, ", "))
-		}
-	}
-	switch {
-	case cfg.Clients <= 0:
-		return usageErrorf("bench: --clients must be at least 1, got %d", cfg.Clients)
-	case cfg.Duration <= 0:
-		return usageErrorf("bench: --duration must be positive, got %s", cfg.Duration)
-	case cfg.Scale <= 0:
-		return usageErrorf("bench: --scale must be positive, got %g", cfg.Scale)
-	}
-	return nil
-}
-
-func isBenchWorkload(w string) bool {
-	for _, k := range benchWorkloads {
-		if k == w {
-			return true
-		}
-	}
-	return false
-}
-
-// benchProgress is where a run reports which workload it is on: stderr if
+// progressWriter is where a run reports which workload it is on: stderr if
 // it is a terminal, so that a person waiting sees it while stdout holds only
 // the table or the JSON, and scripts keep the rule that a command that
 // succeeds writes nothing to stderr.
-func benchProgress(stderr io.Writer) io.Writer {
+func progressWriter(stderr io.Writer) io.Writer {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return f
 	}

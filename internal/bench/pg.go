@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -81,9 +81,9 @@ func (p *pgBaseline) reset(ctx context.Context, accounts int) error {
 	}
 	rows := make([][]any, 0, 2*accounts)
 	for i := range accounts {
-		id := benchAccount(i)
+		id := accountID(i)
 		opened, _ := json.Marshal(map[string]string{"account": id, "owner": "Owner " + strconv.Itoa(i)})
-		funded, _ := json.Marshal(pgMoney{Amount: benchAccountBalance, Balance: benchAccountBalance})
+		funded, _ := json.Marshal(pgMoney{Amount: openingBalance, Balance: openingBalance})
 		rows = append(rows,
 			[]any{commands.AccountStream(id), int64(1), commands.EventAccountOpened, opened},
 			[]any{commands.AccountStream(id), int64(2), commands.EventDeposited, funded})
@@ -105,7 +105,7 @@ type pgMoney struct {
 
 // bench runs deposit or transfer against PostgreSQL with the same clients,
 // accounts and duration as the evstore run.
-func (p *pgBaseline) bench(ctx context.Context, env *benchEnv, workload string) ([]benchResult, error) {
+func (p *pgBaseline) bench(ctx context.Context, env *workloadEnv, workload string) ([]Result, error) {
 	accounts := env.scaled(10_000, 1000)
 	if err := p.reset(ctx, accounts); err != nil {
 		return nil, fmt.Errorf("baseline: set up accounts: %w", err)
@@ -131,7 +131,7 @@ func (p *pgBaseline) bench(ctx context.Context, env *benchEnv, workload string) 
 		pool <- c
 	}
 	cmd := pgCommand{table: p.table()}
-	r := runBenchClients(ctx, env.cfg.Clients, env.cfg.Duration, func(s *benchSample) {
+	r := runClients(ctx, env.cfg.Clients, env.cfg.Duration, func(s *sample) {
 		for {
 			amount := int64(1 + rand.IntN(100))
 			from := rand.IntN(accounts)
@@ -144,7 +144,7 @@ func (p *pgBaseline) bench(ctx context.Context, env *benchEnv, workload string) 
 			var n, retries int
 			var err error
 			if workload == "deposit" {
-				n, retries, err = cmd.run(ctx, conn, []string{benchAccount(from)}, func(accts []commands.Account) ([]format.EventData, error) {
+				n, retries, err = cmd.run(ctx, conn, []string{accountID(from)}, func(accts []commands.Account) ([]format.EventData, error) {
 					a := accts[0]
 					if !a.Open {
 						return nil, &commands.AccountError{Account: a.ID, Err: commands.ErrUnknownAccount}
@@ -152,7 +152,7 @@ func (p *pgBaseline) bench(ctx context.Context, env *benchEnv, workload string) 
 					return []format.EventData{pgMoneyEvent(a.ID, commands.EventDeposited, pgMoney{Amount: amount, Balance: a.Balance + amount})}, nil
 				})
 			} else {
-				n, retries, err = cmd.run(ctx, conn, []string{benchAccount(from), benchAccount(to)}, func(accts []commands.Account) ([]format.EventData, error) {
+				n, retries, err = cmd.run(ctx, conn, []string{accountID(from), accountID(to)}, func(accts []commands.Account) ([]format.EventData, error) {
 					src, dst := accts[0], accts[1]
 					switch {
 					case !src.Open:
@@ -176,7 +176,7 @@ func (p *pgBaseline) bench(ctx context.Context, env *benchEnv, workload string) 
 	})
 	r.Workload = workload
 	r.Note = fmt.Sprintf("%s, %d connections", p.info, nconns)
-	return []benchResult{r}, nil
+	return []Result{r}, nil
 }
 
 func pgMoneyEvent(account, typ string, d pgMoney) format.EventData {

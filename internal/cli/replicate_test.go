@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 func runDaemon(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
 	var stdout, stderr strings.Builder
-	code := run(ctx, append([]string{"evstore"}, args...), strings.NewReader(""), &stdout, &stderr)
+	code := Run(ctx, append([]string{"evstore"}, args...), strings.NewReader(""), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -71,7 +71,7 @@ func TestReplicateUnreachableServerHint(t *testing.T) {
 func TestReplicateOnceThenStatus(t *testing.T) {
 	url, schema := pgtest.Schema(t)
 	db := tempDB(t)
-	if r := runCLI(t, "", "--db", db, "exec", "-f", "examples/bank.jsonl"); r.code != 0 {
+	if r := runCLI(t, "", "--db", db, "exec", "-f", "../../examples/bank.jsonl"); r.code != 0 {
 		t.Fatalf("example: %s", r.stderr)
 	}
 	replicateOnce := func() {

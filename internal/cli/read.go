@@ -1,7 +1,6 @@
-package main
+package cli
 
 import (
-	"bufio"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -49,32 +48,4 @@ func readCommand() *cli.Command {
 			return err
 		},
 	}
-}
-
-// printEvents writes events in the form --json asks for, up to limit (0:
-// all), and returns how many it wrote.
-func printEvents(c *cli.Context, events func(func(format.Event, error) bool), limit uint64) (uint64, error) {
-	w := bufio.NewWriter(c.App.Writer)
-	defer w.Flush()
-	asJSON := c.Bool("json")
-	var n uint64
-	for ev, err := range events {
-		if err != nil {
-			return n, failuref(err, "reading the log: %v", err)
-		}
-		if err := c.Context.Err(); err != nil {
-			return n, err
-		}
-		if asJSON {
-			if err := writeJSON(w, toJSONEvent(ev)); err != nil {
-				return n, err
-			}
-		} else {
-			fmt.Fprintln(w, eventLine(ev))
-		}
-		if n++; limit > 0 && n >= limit {
-			break
-		}
-	}
-	return n, w.Flush()
 }

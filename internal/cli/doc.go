@@ -1,0 +1,27 @@
+// Package cli is the evstore command line: one file per command
+// (exec.go, read.go, log.go, replicate.go, …), each with its own test, plus
+// the helpers they share — errors.go (exit codes and the mapping of library
+// errors to flag wording), store.go (opening --db), output.go (printing
+// events), args.go (positional arguments).
+//
+// # Basics
+//
+// Run is main without the process: it takes the arguments and the three
+// standard streams and returns the exit code, so tests run the whole CLI
+// in-process.
+//
+// # Invariants
+//
+//   - Exit codes: 0 success, 1 failure, 2 usage error (bad flags, arguments
+//     or input that no retry can fix).
+//   - On failure stderr holds exactly one line, starting "evstore: ", that
+//     names the problem and what to do; on success stderr stays empty.
+//   - Libraries speak of Options fields and methods; only this package
+//     speaks of flags. errors.go translates.
+//
+// # Caveats
+//
+// urfave/cli stops parsing flags at the first positional argument, so
+// "read STREAM --json" leaves --json as an argument; args.go detects this
+// and says so instead of "too many arguments".
+package cli

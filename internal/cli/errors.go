@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/evstore/evstore/commands"
+	"github.com/evstore/evstore/format"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// cliError is an error whose message is already written for the user and
+// whose exit code is decided.
+type cliError struct {
+	code int
+	msg  string
+	err  error // the cause, for errors.Is in tests; may be nil
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, v ...any) error {
+	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, v...)}
+}
+
+func failuref(cause error, format string, v ...any) error {
+	return &cliError{code: exitFailure, msg: fmt.Sprintf(format, v...), err: cause}
+}
+
+// describeError picks the exit code and message for an error that reached
+// run. Errors not made by the CLI are classified by their sentinels, so a
+// command added later gets the right exit code without special cases.
+func describeError(ctx context.Context, err error) (int, string) {
+	if ce, ok := errors.AsType[*cliError](err); ok {
+		return ce.code, ce.msg
+	}
+	switch {
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitFailure, "interrupted"
+	case isUsage(err):
+		return exitUsage, err.Error()
+	}
+	return exitFailure, err.Error()
+}
+
+// isUsage reports errors about the input itself, which no retry can fix.
+func isUsage(err error) bool {
+	return errors.Is(err, commands.ErrBadArgs) || errors.Is(err, commands.ErrUnknownCommand) || errors.Is(err, format.ErrInvalid)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\r", " ")), " ")
+}
