@@ -166,7 +166,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		o(&cfg)
 	}
 	if cfg.key != "" {
-		rec, found, err := ex.store.Lookup(cfg.key)
+		rec, found, err := ex.store.LookupKey(cfg.key)
 		if err != nil {
 			return Result{}, fmt.Errorf("look up idempotency key: %w", err)
 		}

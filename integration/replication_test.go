@@ -226,7 +226,7 @@ func TestSourcesBelongToStores(t *testing.T) {
 		t.Fatalf("got %v, want ErrStoreMismatch", err)
 	}
 	var rerr *replicate.Error
-	if !errors.As(err, &rerr) || rerr.Source != "dev-a" || !strings.Contains(err.Error(), "--new-source") ||
+	if !errors.As(err, &rerr) || rerr.Source != "dev-a" || !strings.Contains(err.Error(), "Options.NewSource") ||
 		!strings.Contains(err.Error(), a.ID()) || !strings.Contains(err.Error(), c.ID()) {
 		t.Fatalf("error lacks the source, both store ids or the hint: %v", err)
 	}

@@ -50,7 +50,7 @@ func TestTruncatedFileIsRefused(t *testing.T) {
 				s.Close()
 				t.Fatalf("a store cut to %d of %d bytes opened", n, len(full))
 			}
-			var pe *PathError
+			var pe *OpenError
 			if !errors.Is(err, ErrCorruptStore) || !errors.As(err, &pe) || pe.Hint == "" {
 				t.Fatalf("got %v, want ErrCorruptStore with a hint", err)
 			}

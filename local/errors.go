@@ -19,6 +19,9 @@ var (
 	// ErrNotStore is returned by [Open] for a file that is not an evstore
 	// database (or whose bbolt structure is damaged).
 	ErrNotStore = errors.New("not an evstore database")
+	// ErrCorruptStore is returned when the store's own structures (not a
+	// single record) are damaged.
+	ErrCorruptStore = errors.New("store structure is corrupt")
 )
 
 // ConflictError says which stream failed its expectation. It unwraps to
@@ -50,15 +53,15 @@ func (e *CommitError) Error() string {
 // Unwrap makes errors.Is hold for ErrWriteFailed and for the cause.
 func (e *CommitError) Unwrap() []error { return []error{ErrWriteFailed, e.Err} }
 
-// PathError ties an [Open] failure to the file and carries a hint for the
+// OpenError ties an [Open] failure to the file and carries a hint for the
 // operator.
-type PathError struct {
+type OpenError struct {
 	Path string
 	Err  error  // one of the sentinels above, or the underlying error
 	Hint string // what to do about it
 }
 
-func (e *PathError) Error() string {
+func (e *OpenError) Error() string {
 	msg := fmt.Sprintf("database %s: %v", e.Path, e.Err)
 	if e.Hint != "" {
 		msg += ": " + e.Hint
@@ -66,4 +69,4 @@ func (e *PathError) Error() string {
 	return msg
 }
 
-func (e *PathError) Unwrap() error { return e.Err }
+func (e *OpenError) Unwrap() error { return e.Err }

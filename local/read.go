@@ -170,8 +170,9 @@ func (s *Store) logChunk(from uint64, limit int) ([]format.Event, error) {
 	return out, err
 }
 
-// Snapshot is what [Store.ReadStreams] saw.
-type Snapshot struct {
+// ReadSet is what [Store.ReadStreams] saw: the streams' versions and
+// their events, all from one read transaction.
+type ReadSet struct {
 	Versions []uint64         // per requested stream
 	Events   [][]format.Event // per requested stream, in version order
 }
@@ -181,16 +182,16 @@ type Snapshot struct {
 // Events are immutable once committed, so reading past the first chunk in
 // later transactions, bounded by the versions seen in the first, still gives
 // one consistent snapshot.
-func (s *Store) ReadStreams(streams []string, after []uint64) (Snapshot, error) {
+func (s *Store) ReadStreams(streams []string, after []uint64) (ReadSet, error) {
 	if len(after) != len(streams) {
-		return Snapshot{}, fmt.Errorf("read streams: %d streams but %d start versions", len(streams), len(after))
+		return ReadSet{}, fmt.Errorf("read streams: %d streams but %d start versions", len(streams), len(after))
 	}
 	for _, st := range streams {
 		if err := format.ValidateStream(st); err != nil {
-			return Snapshot{}, err
+			return ReadSet{}, err
 		}
 	}
-	snap := Snapshot{Versions: make([]uint64, len(streams)), Events: make([][]format.Event, len(streams))}
+	snap := ReadSet{Versions: make([]uint64, len(streams)), Events: make([][]format.Event, len(streams))}
 	next := make([]uint64, len(streams)) // next version to read per stream
 	err := s.view(func(tx *bolt.Tx) error {
 		vb := tx.Bucket(bucketVersions)
@@ -218,16 +219,16 @@ func (s *Store) ReadStreams(streams []string, after []uint64) (Snapshot, error) 
 		return nil
 	})
 	if err != nil {
-		return Snapshot{}, err
+		return ReadSet{}, err
 	}
 	for i, st := range streams {
 		for next[i] <= snap.Versions[i] {
 			chunk, err := s.streamChunk(st, next[i], snap.Versions[i])
 			if err != nil {
-				return Snapshot{}, err
+				return ReadSet{}, err
 			}
 			if len(chunk) == 0 {
-				return Snapshot{}, fmt.Errorf("%w: stream %q ends before its version %d", ErrCorruptStore, st, snap.Versions[i])
+				return ReadSet{}, fmt.Errorf("%w: stream %q ends before its version %d", ErrCorruptStore, st, snap.Versions[i])
 			}
 			snap.Events[i] = append(snap.Events[i], chunk...)
 			next[i] += uint64(len(chunk))
@@ -236,8 +237,8 @@ func (s *Store) ReadStreams(streams []string, after []uint64) (Snapshot, error) 
 	return snap, nil
 }
 
-// Lookup returns the receipt stored for an idempotency key, if any.
-func (s *Store) Lookup(key string) (Receipt, bool, error) {
+// LookupKey returns the receipt stored for an idempotency key, if any.
+func (s *Store) LookupKey(key string) (Receipt, bool, error) {
 	var out Receipt
 	var found bool
 	err := s.view(func(tx *bolt.Tx) error {
@@ -250,7 +251,7 @@ func (s *Store) Lookup(key string) (Receipt, bool, error) {
 			return fmt.Errorf("%w: idempotency key %q: %v", ErrCorruptStore, key, err)
 		}
 		found = true
-		out, err = (&groupTx{log: tx.Bucket(bucketLog)}).receipt(rec)
+		out, err = rebuildReceipt(tx.Bucket(bucketLog), rec)
 		return err
 	})
 	return out, found, err
@@ -291,4 +292,29 @@ func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Eve
 			}
 		}
 	}
+}
+
+// rebuildReceipt rebuilds the answer to an earlier request from its stored
+// positions. Both the writer (a duplicate in a group) and LookupKey use it.
+func rebuildReceipt(log *bolt.Bucket, rec receipt) (Receipt, error) {
+	out := Receipt{Duplicate: true, Retries: int(rec.retries)}
+	if rec.first == 0 {
+		return out, nil
+	}
+	for p := rec.first; p <= rec.last; p++ {
+		ev, err := getEvent(log, p)
+		if err != nil {
+			return Receipt{}, err
+		}
+		out.Events = append(out.Events, ev)
+	}
+	return out, nil
+}
+
+func getEvent(log *bolt.Bucket, pos uint64) (format.Event, error) {
+	v := log.Get(u64(pos))
+	if v == nil {
+		return format.Event{}, &format.CorruptError{Position: pos, Reason: "missing from the log"}
+	}
+	return format.DecodeRecord(pos, v)
 }

@@ -108,7 +108,7 @@ func (s *Store) failure() error {
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := checkTruncated(path); err != nil {
-		return nil, &PathError{Path: path, Err: err, Hint: "restore it from a backup"}
+		return nil, &OpenError{Path: path, Err: err, Hint: "restore it from a backup"}
 	}
 	db, err := openBolt(path, &bolt.Options{
 		Timeout:      opts.LockTimeout,
@@ -135,7 +135,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := s.update(s.init); err != nil {
 		db.Close()
 		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
-			return nil, &PathError{Path: path, Err: err, Hint: "check --db points at an evstore file; restore it from a backup if it is damaged"}
+			return nil, &OpenError{Path: path, Err: err, Hint: hintNotStore}
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -148,22 +148,22 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o600, o)
 }
 
-// ErrCorruptStore is returned when the store's own structures (not a single
-// record) are damaged.
-var ErrCorruptStore = errors.New("store structure is corrupt")
+// hintNotStore is the advice for a file that is not (or no longer) an
+// evstore database.
+const hintNotStore = "check the path names an evstore file; restore it from a backup if it is damaged"
 
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return &PathError{Path: path, Err: ErrLocked, Hint: "close the other process (or its evstore command), or use another --db"}
+		return &OpenError{Path: path, Err: ErrLocked, Hint: "close the other process that has it open, or open another path"}
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return &PathError{Path: path, Err: fmt.Errorf("%w: %v", ErrNotStore, err), Hint: "check --db points at an evstore file; restore it from a backup if it is damaged"}
+		return &OpenError{Path: path, Err: fmt.Errorf("%w: %v", ErrNotStore, err), Hint: hintNotStore}
 	case errors.Is(err, fs.ErrPermission):
-		return &PathError{Path: path, Err: err, Hint: "check the file's and its directory's permissions"}
+		return &OpenError{Path: path, Err: err, Hint: "check the file's and its directory's permissions"}
 	case errors.Is(err, fs.ErrNotExist):
-		return &PathError{Path: path, Err: err, Hint: "create the directory first"}
+		return &OpenError{Path: path, Err: err, Hint: "create the directory first"}
 	}
-	return &PathError{Path: path, Err: err}
+	return &OpenError{Path: path, Err: err}
 }
 
 // init creates the buckets of a new file or checks those of an existing one.

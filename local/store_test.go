@@ -173,7 +173,7 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r3, found, err := s.Lookup("k1")
+	r3, found, err := s.LookupKey("k1")
 	if err != nil || !found || !slices.EqualFunc(r1.Events, r3.Events, sameEvent) {
 		t.Fatalf("lookup after reopen: %+v %v %v", r3, found, err)
 	}
@@ -420,7 +420,7 @@ func TestLockedFile(t *testing.T) {
 	}
 	defer s.Close()
 	_, err = Open(path, Options{LockTimeout: 50 * time.Millisecond})
-	var pe *PathError
+	var pe *OpenError
 	if !errors.Is(err, ErrLocked) || !errors.As(err, &pe) || !strings.Contains(err.Error(), "in use by another process") {
 		t.Fatalf("got %v, want ErrLocked", err)
 	}

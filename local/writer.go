@@ -174,7 +174,7 @@ func (g *groupTx) apply(r *request) error {
 		if v := g.idem.Get([]byte(key)); v != nil {
 			rec, err := decodeReceipt(v)
 			if err == nil {
-				r.receipt, err = g.receipt(rec)
+				r.receipt, err = rebuildReceipt(g.log, rec)
 			}
 			r.err = err
 			return nil
@@ -267,29 +267,4 @@ func (g *groupTx) state(stream string) (*streamState, error) {
 	}
 	g.states[stream] = st
 	return st, nil
-}
-
-// receipt rebuilds the answer to an earlier request from its stored
-// positions.
-func (g *groupTx) receipt(rec receipt) (Receipt, error) {
-	out := Receipt{Duplicate: true, Retries: int(rec.retries)}
-	if rec.first == 0 {
-		return out, nil
-	}
-	for p := rec.first; p <= rec.last; p++ {
-		ev, err := getEvent(g.log, p)
-		if err != nil {
-			return Receipt{}, err
-		}
-		out.Events = append(out.Events, ev)
-	}
-	return out, nil
-}
-
-func getEvent(log *bolt.Bucket, pos uint64) (format.Event, error) {
-	v := log.Get(u64(pos))
-	if v == nil {
-		return format.Event{}, &format.CorruptError{Position: pos, Reason: "missing from the log"}
-	}
-	return format.DecodeRecord(pos, v)
 }

@@ -35,6 +35,10 @@ var (
 	ErrSchemaTooNew = errors.New("schema is newer than this evstore")
 )
 
+// hintArchive is the advice for a source whose rows do not belong to this
+// log.
+const hintArchive = "set Options.NewSource to archive the old rows, or use another Options.Source"
+
 // Error is a permanent replication failure with what was found and what the
 // operator can do about it. It unwraps to one of the sentinels above.
 type Error struct {

@@ -151,7 +151,7 @@ func (x *expander) sources(ctx context.Context, conn *pgx.Conn) ([]string, error
 		return nil, err
 	case Layout(layout) != LayoutFrames:
 		return nil, &Error{Kind: ErrLayoutMismatch, Source: x.o.Source,
-			Detail: "it uses the rows layout, there is nothing to expand", Hint: "expand only sources replicated with --layout frames"}
+			Detail: "it uses the rows layout, there is nothing to expand", Hint: "expand only sources replicated with LayoutFrames"}
 	}
 	return []string{x.o.Source}, nil
 }

@@ -195,7 +195,7 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 // check compares the source row with the local log.
 func (r *replicator) check(storeID uuid.UUID, layout Layout, pos uint64, lastID *uuid.UUID) (*Error, error) {
 	head := r.store.Head()
-	fresh := "run with --new-source to archive the old rows (renamed " + r.o.Source + "@<time>) and start this source afresh, or choose another name with --source"
+	fresh := "set Options.NewSource to archive the old rows (renamed " + r.o.Source + "@<time>) and start this source afresh, or choose another Options.Source"
 	if storeID != r.storeID {
 		return &Error{Kind: ErrStoreMismatch, Source: r.o.Source,
 			Detail: fmt.Sprintf("PostgreSQL has it from store %s (through position %d), this log is store %s (head %d): a wiped device or a replaced log", storeID, pos, r.storeID, head),
@@ -220,7 +220,7 @@ func (r *replicator) check(storeID uuid.UUID, layout Layout, pos uint64, lastID 
 	if layout != r.o.Layout {
 		return &Error{Kind: ErrLayoutMismatch, Source: r.o.Source,
 			Detail: fmt.Sprintf("it was created with layout %s, this run asks for %s", layout, r.o.Layout),
-			Hint:   fmt.Sprintf("pass --layout %s, or replicate under another --source", layout)}, nil
+			Hint:   fmt.Sprintf("set Options.Layout to %s, or replicate under another Options.Source", layout)}, nil
 	}
 	return nil, nil
 }

@@ -104,11 +104,11 @@ func Status(ctx context.Context, store *local.Store, url, schema, source string)
 	case info.StoreID != info.RemoteStoreID:
 		problem = &Error{Kind: ErrStoreMismatch, Source: source,
 			Detail: fmt.Sprintf("PostgreSQL has it from store %s, this log is store %s", info.RemoteStoreID, info.StoreID),
-			Hint:   "replicate with --new-source to archive the old rows, or use another --source"}
+			Hint:   hintArchive}
 	case info.Replicated > info.LocalHead:
 		problem = &Error{Kind: ErrAhead, Source: source,
 			Detail: fmt.Sprintf("PostgreSQL has positions through %d, the local log ends at %d", info.Replicated, info.LocalHead),
-			Hint:   "replicate with --new-source to archive the old rows, or use another --source"}
+			Hint:   hintArchive}
 	}
 	if problem != nil {
 		info.Problem = problem.Error()

@@ -41,16 +41,31 @@ func failuref(cause error, format string, v ...any) error {
 // command added later gets the right exit code without special cases.
 func describeError(ctx context.Context, err error) (int, string) {
 	if ce, ok := errors.AsType[*cliError](err); ok {
-		return ce.code, ce.msg
+		return ce.code, inFlagWords(ce.msg)
 	}
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitFailure, "interrupted"
 	case isUsage(err):
-		return exitUsage, err.Error()
+		return exitUsage, inFlagWords(err.Error())
 	}
-	return exitFailure, err.Error()
+	return exitFailure, inFlagWords(err.Error())
 }
+
+// flagWords maps the libraries' advice, which names Options fields because
+// a Go program sets those, to the flags a CLI user sets instead. It is the
+// one place where library wording meets flag names.
+var flagWords = strings.NewReplacer(
+	"set Options.NewSource", "run with --new-source",
+	"set Options.Layout to ", "pass --layout ",
+	"Options.Source", "--source",
+	"LayoutFrames", "--layout frames",
+	"the path names an evstore file", "--db names an evstore file",
+	"open another path", "pass another --db",
+)
+
+// inFlagWords rewrites a message from a library in the CLI's terms.
+func inFlagWords(msg string) string { return flagWords.Replace(msg) }
 
 // isUsage reports errors about the input itself, which no retry can fix.
 func isUsage(err error) bool {

@@ -63,7 +63,7 @@ func openStore(c *cli.Context, mustExist bool) (*cliStore, error) {
 	case errors.Is(err, local.ErrLocked):
 		return nil, failuref(err, "database %s is in use by another process: close it or pass another --db", path)
 	}
-	if _, ok := errors.AsType[*local.PathError](err); ok {
+	if _, ok := errors.AsType[*local.OpenError](err); ok {
 		return nil, failuref(err, "%v", err)
 	}
 	return nil, failuref(err, "cannot open database %s: %v", path, err)
