@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/backoff"
 	"github.com/evstore/evstore/local"
 )
 
@@ -26,12 +26,16 @@ type Command[S any] interface {
 
 // Options configure an [Executor].
 type Options struct {
+	// Every field follows one rule: zero takes the default, negative
+	// disables.
+
 	// MaxRetries is how many times a command is retried after a version
 	// conflict before Execute gives up. Default 10; negative means none.
 	MaxRetries int
 	// BaseBackoff is the first retry's maximum wait; each retry doubles it
 	// up to MaxBackoff, and the wait is drawn uniformly below that (full
-	// jitter), so colliding commands spread out. Defaults 500µs and 50ms.
+	// jitter), so colliding commands spread out. Defaults 500µs and 50ms;
+	// negative means retry at once.
 	BaseBackoff, MaxBackoff time.Duration
 	// CacheEvents bounds the decoded events kept per executor so commands
 	// read only what is new in their streams. More memory, fewer reads.
@@ -39,7 +43,8 @@ type Options struct {
 	CacheEvents int
 	// CacheBytes bounds the same cache by the approximate memory its
 	// events take (payloads, names, metadata and per-event overhead), so a
-	// few large events cannot hold the process's memory. Default 32 MiB.
+	// few large events cannot hold the process's memory. Default 32 MiB;
+	// negative disables the cache.
 	CacheBytes int
 	// CacheStates bounds the folded states kept for commands that
 	// implement [Snapshotter], one per snapshot key and read set. Default
@@ -54,6 +59,7 @@ const (
 	DefaultMaxBackoff  = 50 * time.Millisecond
 	DefaultCacheEvents = 1 << 18
 	DefaultCacheBytes  = 32 << 20
+	DefaultCacheStates = 16384
 	// MaxDiscoveryRounds bounds how often Handle may ask to read more
 	// streams with ReadAlso in one execution.
 	MaxDiscoveryRounds = 16
@@ -69,26 +75,35 @@ type Executor struct {
 
 // New returns an executor over store.
 func New(store *local.Store, opts Options) *Executor {
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = DefaultMaxRetries
-	}
-	opts.MaxRetries = max(opts.MaxRetries, 0)
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = DefaultBaseBackoff
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = DefaultMaxBackoff
-	}
-	if opts.CacheEvents == 0 {
-		opts.CacheEvents = DefaultCacheEvents
-	}
-	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = DefaultCacheBytes
-	}
-	if opts.CacheStates == 0 {
-		opts.CacheStates = DefaultCacheStates
-	}
+	opts = opts.withDefaults()
 	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates)}
+}
+
+// withDefaults applies the one rule of every Options field: zero takes the
+// default, negative disables (no retries, no wait, no cache).
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+		*v = max(*v, 0)
+	}
+	def(&o.MaxRetries, DefaultMaxRetries)
+	o.MaxRetries = max(o.MaxRetries, 0)
+	defDur(&o.BaseBackoff, DefaultBaseBackoff)
+	defDur(&o.MaxBackoff, DefaultMaxBackoff)
+	def(&o.CacheEvents, DefaultCacheEvents)
+	def(&o.CacheBytes, DefaultCacheBytes)
+	def(&o.CacheStates, DefaultCacheStates)
+	if o.CacheBytes < 0 {
+		o.CacheEvents = -1 // either bound disabled disables the cache
+	}
+	return o
 }
 
 // Store is the store the executor writes to.
@@ -228,7 +243,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 			return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, err)
 		}
 		retries++
-		if err := sleep(ctx, ex.backoff(retries)); err != nil {
+		if err := backoff.Sleep(ctx, ex.backoff(retries)); err != nil {
 			return Result{}, err
 		}
 	}
@@ -264,20 +279,10 @@ func foldState[S any](ex *Executor, cmd Command[S], rs *readSet) S {
 	return state
 }
 
+// backoff is the wait before a retry: full jitter, so commands that
+// collided spread out instead of colliding again in step.
 func (ex *Executor) backoff(retry int) time.Duration {
-	ceiling := min(ex.opts.BaseBackoff<<min(retry-1, 20), ex.opts.MaxBackoff)
-	return rand.N(ceiling) + 1
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Policy{Min: ex.opts.BaseBackoff, Max: ex.opts.MaxBackoff, Jitter: 1}.Wait(retry)
 }
 
 // readSet is what one execution has read: per stream, its events so far

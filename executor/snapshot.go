@@ -28,10 +28,6 @@ type Snapshotter[S any] interface {
 	CloneState(s S) S
 }
 
-// DefaultCacheStates bounds the folded states kept for [Snapshotter]
-// commands.
-const DefaultCacheStates = 16384
-
 // stateCache keeps the last folded state per snapshot key, least recently
 // used out first. A kept state is never modified: readers clone it.
 type stateCache struct {

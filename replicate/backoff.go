@@ -3,12 +3,12 @@ package replicate
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	ibackoff "github.com/evstore/evstore/internal/backoff"
 )
 
-// backoff yields exponentially growing waits with jitter. Not safe for
-// concurrent use; each Run owns one.
+// backoff counts the attempts of one outage; each Run owns one.
 type backoff struct {
 	cfg Backoff
 	n   int
@@ -16,33 +16,16 @@ type backoff struct {
 
 func newBackoff(cfg Backoff) *backoff { return &backoff{cfg: cfg.withDefaults()} }
 
-// next returns the wait before the next attempt: d = Min·2^n capped at Max,
-// of which the fraction Jitter is random, never below Min (so the wait lies
-// in [max(Min, d·(1-Jitter)), d]).
+// next returns the wait before the next attempt, never below Min.
 func (b *backoff) next() time.Duration {
-	d := b.cfg.Min
-	for i := 0; i < b.n && d < b.cfg.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.cfg.Max)
 	b.n++
-	j := time.Duration(float64(d) * b.cfg.Jitter * rand.Float64())
-	return max(d-j, b.cfg.Min)
+	return ibackoff.Policy{Min: b.cfg.Min, Max: b.cfg.Max, Jitter: max(b.cfg.Jitter, 0), Floor: b.cfg.Min}.Wait(b.n)
 }
 
 func (b *backoff) reset() { b.n = 0 }
 
 // sleep waits d or until ctx ends; it reports whether the full wait passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return ibackoff.Sleep(ctx, d) == nil }
 
 // errorLog keeps an outage from flooding the log: the first failure is
 // logged at once, repeats at most once per interval (with a count of those

@@ -47,23 +47,9 @@ type ExpandProgress struct {
 // transaction. Several Expand workers may run at once; they take turns per
 // source. Transient errors are retried with backoff like [Run]'s.
 func Expand(ctx context.Context, opts ExpandOptions) error {
-	if opts.Schema == "" {
-		opts.Schema = DefaultSchema
-	}
-	if err := checkName("schema", opts.Schema); err != nil {
+	opts, err := opts.withDefaults()
+	if err != nil {
 		return err
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = DefaultPollInterval
-	}
-	if opts.BatchEvents <= 0 {
-		opts.BatchEvents = DefaultBatchEvents
-	}
-	if opts.ErrorLogInterval <= 0 {
-		opts.ErrorLogInterval = DefaultErrorLogInterval
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg, err := connConfig(opts.URL, "evstore expand", nil)
 	if err != nil {

@@ -50,7 +50,8 @@ const (
 // Backoff controls the waits between attempts after a transient error: the
 // first wait is Min, each next one doubles up to Max, and a random part of
 // each (Jitter, a fraction from 0 to 1) spreads out replicators that failed
-// together. Zero fields take the defaults 1s, 5m and 0.5.
+// together. Zero fields take the defaults 1s, 5m and 0.5; a negative Jitter
+// means none (exact waits).
 type Backoff struct {
 	Min    time.Duration
 	Max    time.Duration
@@ -65,8 +66,11 @@ func (b Backoff) withDefaults() Backoff {
 		b.Max = 5 * time.Minute
 	}
 	b.Max = max(b.Max, b.Min)
-	if b.Jitter <= 0 || b.Jitter > 1 {
+	switch {
+	case b.Jitter == 0:
 		b.Jitter = 0.5
+	case b.Jitter > 1:
+		b.Jitter = 1
 	}
 	return b
 }
@@ -222,6 +226,29 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Metrics == nil {
 		o.Metrics = new(Metrics)
+	}
+	return o, nil
+}
+
+func (o ExpandOptions) withDefaults() (ExpandOptions, error) {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if err := checkName("schema", o.Schema); err != nil {
+		return o, err
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = DefaultBatchEvents
+	}
+	o.Backoff = o.Backoff.withDefaults()
+	if o.ErrorLogInterval <= 0 {
+		o.ErrorLogInterval = DefaultErrorLogInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
 }

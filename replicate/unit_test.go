@@ -73,6 +73,12 @@ func TestBackoff(t *testing.T) {
 	if d := b.next(); d != time.Second {
 		t.Fatalf("after reset: %v, want the minimum", d)
 	}
+	exact := newBackoff(Backoff{Min: time.Second, Max: 10 * time.Second, Jitter: -1})
+	for i, want := range []time.Duration{1, 2, 4, 8, 10} {
+		if d := exact.next(); d != want*time.Second {
+			t.Fatalf("negative jitter, attempt %d: %v, want exactly %v", i, d, want*time.Second)
+		}
+	}
 	def := Backoff{}.withDefaults()
 	if def.Min != time.Second || def.Max != 5*time.Minute || def.Jitter != 0.5 {
 		t.Fatalf("defaults %+v", def)

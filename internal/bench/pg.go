@@ -13,7 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/evstore/evstore/commands"
+	"github.com/evstore/evstore/executor"
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/backoff"
 	"github.com/evstore/evstore/local"
 )
 
@@ -185,7 +187,7 @@ func pgMoneyEvent(account, typ string, d pgMoney) format.EventData {
 }
 
 // pgCommand executes a bank command the PostgreSQL way, with the executor's
-// retry policy (10 retries, full-jitter backoff from 500µs to 50ms).
+// default retry policy, so both sides retry conflicts alike.
 type pgCommand struct{ table string }
 
 func (c pgCommand) run(ctx context.Context, conn *pgx.Conn, ids []string, decide func([]commands.Account) ([]format.EventData, error)) (events, retries int, err error) {
@@ -246,11 +248,13 @@ func (c pgCommand) run(ctx context.Context, conn *pgx.Conn, ids []string, decide
 		if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 			return 0, retries, err
 		}
-		if retries >= 10 {
+		if retries >= executor.DefaultMaxRetries {
 			return 0, retries, fmt.Errorf("gave up after %d retries: %w", retries, local.ErrConflict)
 		}
 		retries++
-		ceiling := min(500*time.Microsecond<<(retries-1), 50*time.Millisecond)
-		time.Sleep(rand.N(ceiling) + 1)
+		wait := backoff.Policy{Min: executor.DefaultBaseBackoff, Max: executor.DefaultMaxBackoff, Jitter: 1}.Wait(retries)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return 0, retries, err
+		}
 	}
 }
