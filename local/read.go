@@ -74,9 +74,11 @@ func (s *Store) ReadStreamRange(stream string, from, to uint64) iter.Seq2[format
 // before, until a chunk comes back short.
 func chunked(from uint64, fetch func(from uint64) ([]format.Event, error), key func(format.Event) uint64) iter.Seq2[format.Event, error] {
 	return func(yield func(format.Event, error) bool) {
-		from = max(from, 1)
+		// A local cursor: the sequence may be ranged over again, and each
+		// pass must start at from.
+		next := max(from, 1)
 		for {
-			chunk, err := fetch(from)
+			chunk, err := fetch(next)
 			if err != nil {
 				yield(format.Event{}, err)
 				return
@@ -89,7 +91,7 @@ func chunked(from uint64, fetch func(from uint64) ([]format.Event, error), key f
 			if len(chunk) < readChunk {
 				return
 			}
-			from = key(chunk[len(chunk)-1]) + 1
+			next = key(chunk[len(chunk)-1]) + 1
 		}
 	}
 }
@@ -263,10 +265,10 @@ func (s *Store) LookupKey(key string) (Receipt, bool, error) {
 // by polling.
 func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error] {
 	return func(yield func(format.Event, error) bool) {
-		from = max(from, 1)
+		next := max(from, 1) // local, so the sequence is reusable
 		for {
 			changed := s.changed()
-			chunk, err := s.logChunk(from, readChunk)
+			chunk, err := s.logChunk(next, readChunk)
 			if err != nil {
 				yield(format.Event{}, err)
 				return
@@ -277,7 +279,7 @@ func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Eve
 				}
 			}
 			if len(chunk) > 0 {
-				from = chunk[len(chunk)-1].Position + 1
+				next = chunk[len(chunk)-1].Position + 1
 			}
 			if len(chunk) == readChunk {
 				continue

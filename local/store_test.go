@@ -372,23 +372,6 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
-func TestSubscribeEndsOnClose(t *testing.T) {
-	s := openTemp(t, Options{NoSync: true})
-	done := make(chan error, 1)
-	go func() {
-		for _, err := range s.Subscribe(context.Background(), 1) {
-			done <- err
-			return
-		}
-		done <- nil
-	}()
-	time.Sleep(20 * time.Millisecond)
-	s.Close()
-	if err := <-done; !errors.Is(err, ErrClosed) {
-		t.Fatalf("got %v, want ErrClosed", err)
-	}
-}
-
 func TestClosedStore(t *testing.T) {
 	s := openTemp(t, Options{})
 	s.Close()
