@@ -41,9 +41,10 @@
 //
 // # Caveats
 //
-// The executor folds a command's streams from their first event on every
-// call, so the cost of a command grows with the length of its streams; a
-// counter with a million increments reads a million events per increment.
+// The bank and counter commands implement [executor.Snapshotter], so the
+// executor keeps their folded states and folds only the events after them.
+// A command without it (the generic append) folds its streams from their
+// first event on every call: its cost grows with the length of its streams.
 // The generic append command can write any event to any stream, including
 // an account stream: the bank fold ignores event types it does not know and
 // reports an account event whose data it cannot decode as an error instead

@@ -17,7 +17,7 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// TestConcurrentBankTransfers is acceptance 2 of the foundation: 64
+// TestConcurrentBankTransfers: 64
 // goroutines move money at random among 50 funded accounts through the real
 // bank.transfer command on a durable store. Money is neither made nor lost,
 // no balance goes negative, versions and positions have no gaps, and the

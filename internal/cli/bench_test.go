@@ -48,6 +48,10 @@ func TestBenchCommandUsage(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		err := benchApp(&stdout, &stderr).RunContext(context.Background(), append([]string{"evstore"}, args...))
+		if err == nil {
+			t.Errorf("%v: succeeded, want a usage error", args)
+			continue
+		}
 		if code, msg := describeError(context.Background(), err); code != exitUsage {
 			t.Errorf("%v: exit %d (%s), want a usage error", args, code, msg)
 		}

@@ -26,7 +26,8 @@ func TestStatusErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.db")
 	runCLI(t, "", "--db", missing, "status").want(t, 1, nil, []string{missing})
 	noFile(t, missing)
-	runCLI(t, "", "status", "extra").want(t, 2, nil, []string{"status"})
+	runCLI(t, "", "--db", missing, "status", "extra").want(t, 2, nil, []string{"status: too many arguments (1)", "usage is 'evstore status"})
+	runCLI(t, "", "--db", missing, "status", "--nope").want(t, 2, nil, []string{"status: flag provided but not defined: -nope", "run 'evstore status --help'"})
 
 	db := tempDB(t)
 	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})

@@ -33,7 +33,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// A killed predecessor's file lock goes with its process; wait a little
+	// The file lock of a killed earlier run goes with its process; wait a little
 	// anyway in case the kernel has not released it yet.
 	store, err := local.Open(*db, local.Options{NoSync: true, LockTimeout: 10 * time.Second})
 	if err != nil {
