@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/seedcmd"
 	"github.com/evstore/evstore/local"
 )
 
@@ -24,38 +25,6 @@ func benchStore(b *testing.B) *local.Store {
 	b.Cleanup(func() { s.Close() })
 	return s
 }
-
-// versionCmd appends one event to each of its (at most two) streams; its
-// state is their versions, so the fold costs little more than the
-// executor's own loop.
-type versionCmd struct{ streams []string }
-
-type versionState [2]uint64
-
-func (c versionCmd) Streams() []string { return c.streams }
-
-func (c versionCmd) Apply(s *versionState, ev format.Event) {
-	if ev.Stream == c.streams[0] {
-		s[0] = ev.Version
-	} else {
-		s[1] = ev.Version
-	}
-}
-
-func (c versionCmd) Handle(_ context.Context, s versionState) ([]format.EventData, error) {
-	out := make([]format.EventData, len(c.streams))
-	for i, st := range c.streams {
-		out[i] = format.EventData{Stream: st, Type: "Bumped", Data: strconv.AppendUint([]byte(`{"v":`), s[i]+1, 10)}
-		out[i].Data = append(out[i].Data, '}')
-	}
-	return out, nil
-}
-
-// snapVersionCmd is versionCmd with snapshots.
-type snapVersionCmd struct{ versionCmd }
-
-func (snapVersionCmd) SnapshotKey() string                    { return "version" }
-func (snapVersionCmd) CloneState(s versionState) versionState { return s }
 
 // prefill gives each stream n events.
 func prefill(b *testing.B, s *local.Store, streams []string, n int) {
@@ -82,9 +51,9 @@ func BenchmarkExecuteOneStream(b *testing.B) {
 		for _, n := range []int{0, 1000, 10_000} {
 			b.Run(fmt.Sprintf("snapshot=%v/len=%d", snap, n), func(b *testing.B) {
 				s := benchStore(b)
-				var cmd Command[versionState] = versionCmd{streams: []string{"one"}}
+				var cmd Command[seedcmd.State] = seedcmd.Cmd{"one"}
 				if snap {
-					cmd = snapVersionCmd{versionCmd{streams: []string{"one"}}}
+					cmd = seedcmd.Kept{Cmd: seedcmd.Cmd{"one"}}
 				}
 				prefill(b, s, cmd.Streams(), n)
 				ex := New(s, Options{})
@@ -104,12 +73,12 @@ func BenchmarkExecuteOneStream(b *testing.B) {
 // the same two streams.
 func BenchmarkExecuteTwoStreams(b *testing.B) {
 	s := benchStore(b)
-	cmd := versionCmd{streams: []string{"a", "b"}}
+	cmd := seedcmd.Cmd{"a", "b"}
 	ex := New(s, Options{})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Execute(ctx, ex, Command[versionState](cmd)); err != nil {
+		if _, err := Execute(ctx, ex, Command[seedcmd.State](cmd)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -126,8 +95,8 @@ func BenchmarkExecuteParallel(b *testing.B) {
 	b.SetParallelism(32)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			cmd := versionCmd{streams: []string{"acct-" + strconv.Itoa(int(n.Add(7919)%10_000))}}
-			if _, err := Execute(ctx, ex, Command[versionState](cmd)); err != nil {
+			cmd := seedcmd.Cmd{"acct-" + strconv.Itoa(int(n.Add(7919)%10_000))}
+			if _, err := Execute(ctx, ex, Command[seedcmd.State](cmd)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/testutil"
 	"github.com/evstore/evstore/local"
 	"github.com/evstore/evstore/replicate"
 )
@@ -128,12 +129,7 @@ func newTestStore(t testing.TB, events int) *local.Store {
 	return s
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, slog.LevelInfo) }
 
 // fastOptions shrink every wait so failures and recoveries happen in test
 // time.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evstore/evstore/internal/testutil"
 	"github.com/evstore/evstore/local"
 	"github.com/evstore/evstore/replicate"
 	"github.com/evstore/evstore/replicate/pgtest"
@@ -147,7 +148,7 @@ func TestReplicationSurvivesOutage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- replicate.Run(ctx, store, o) }()
 
-	waitUntil(t, 30*time.Second, "replication started", func() bool { return m.ReplicatedPosition.Load() >= 5_000 })
+	testutil.WaitFor(t, 30*time.Second, "replication started", func() bool { return m.ReplicatedPosition.Load() >= 5_000 })
 	proxy.cut()
 	cutAt := m.ReplicatedPosition.Load()
 	const outage = 3 * time.Second
@@ -163,7 +164,7 @@ func TestReplicationSurvivesOutage(t *testing.T) {
 	during := m.ReplicatedPosition.Load()
 	proxy.restore()
 	errorsDuringOutage := m.Errors.Load()
-	waitUntil(t, 60*time.Second, "caught up after the outage", func() bool { return m.ReplicatedPosition.Load() == store.Head() })
+	testutil.WaitFor(t, 60*time.Second, "caught up after the outage", func() bool { return m.ReplicatedPosition.Load() == store.Head() })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
@@ -181,17 +182,6 @@ func TestReplicationSurvivesOutage(t *testing.T) {
 	}
 	verifySource(t, pgtest.Conn(t, url), schema, "flaky", store)
 	t.Logf("cut at %d, %d failed attempts, %d warnings, caught up to %d", cutAt, errorsDuringOutage, warns.Load(), store.Head())
-}
-
-func waitUntil(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %v", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestSourcesBelongToStores: two stores replicate into one database under
@@ -328,7 +318,7 @@ func TestConcurrentReplicatorsOnOneSource(t *testing.T) {
 	first.Metrics = &m
 	done := make(chan error, 1)
 	go func() { done <- replicate.Run(ctx, store, first) }()
-	waitUntil(t, 30*time.Second, "caught up", func() bool { return m.ReplicatedPosition.Load() == 2_000 })
+	testutil.WaitFor(t, 30*time.Second, "caught up", func() bool { return m.ReplicatedPosition.Load() == 2_000 })
 
 	second := fastOptions(t, url, schema, "shared")
 	second.LockWait = 500 * time.Millisecond
@@ -344,7 +334,7 @@ func TestConcurrentReplicatorsOnOneSource(t *testing.T) {
 	if _, err := appendEvents(store, 2_000, 100, 10); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the first replicator shipped new events", func() bool { return m.ReplicatedPosition.Load() == 2_100 })
+	testutil.WaitFor(t, 30*time.Second, "the first replicator shipped new events", func() bool { return m.ReplicatedPosition.Load() == 2_100 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

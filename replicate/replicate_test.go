@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,16 +12,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/testutil"
 	"github.com/evstore/evstore/local"
 	"github.com/evstore/evstore/replicate/pgtest"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, slog.LevelDebug) }
 
 func openStore(t testing.TB) *local.Store {
 	t.Helper()
@@ -261,12 +256,12 @@ func TestFollowShipsWithinFlushInterval(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, st, o) }()
-	waitFor(t, 10*time.Second, func() bool { return m.ReplicatedPosition.Load() == 10 })
+	testutil.WaitFor(t, 10*time.Second, "10 events replicated", func() bool { return m.ReplicatedPosition.Load() == 10 })
 	for round := range 5 {
 		appendN(t, st, 3, jsonData)
 		start := time.Now()
 		want := uint64(13 + 3*round)
-		waitFor(t, 10*time.Second, func() bool { return m.ReplicatedPosition.Load() == want })
+		testutil.WaitFor(t, 10*time.Second, "the new events replicated", func() bool { return m.ReplicatedPosition.Load() == want })
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("round %d: new events took %v to reach PostgreSQL", round, d)
 		}
@@ -274,17 +269,6 @@ func TestFollowShipsWithinFlushInterval(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
-	}
-}
-
-func waitFor(t testing.TB, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", limit)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -314,7 +298,7 @@ func TestExpandFollowAndConcurrent(t *testing.T) {
 	}
 	conn := pgtest.Conn(t, url)
 	s := pgx.Identifier{schema}.Sanitize()
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every event expanded", func() bool {
 		var n int64
 		conn.QueryRow(ctx, "SELECT count(*) FROM "+s+".events").Scan(&n)
 		return n == 4000

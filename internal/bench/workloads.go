@@ -13,6 +13,7 @@ import (
 	"github.com/evstore/evstore/commands"
 	"github.com/evstore/evstore/executor"
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/internal/seedcmd"
 	"github.com/evstore/evstore/local"
 )
 
@@ -30,11 +31,11 @@ func seedSingle(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	window := min(1000, n/2)
 	s := &sample{lat: make([]time.Duration, 0, n)}
 	ends := make([]time.Time, n)
-	cmd := streamCmd{streams: []string{"seed-single"}}
+	cmd := seedcmd.Kept{Cmd: seedcmd.Cmd{"seed-single"}}
 	start := time.Now()
 	for i := range n {
 		t := time.Now()
-		res, err := executor.Execute(ctx, ex, executor.Command[streamState](cmd))
+		res, err := executor.Execute(ctx, ex, executor.Command[seedcmd.State](cmd))
 		ends[i] = time.Now()
 		s.record(ends[i].Sub(t), len(res.Events), res.Retries, err)
 		if err != nil && ctx.Err() != nil {
@@ -49,37 +50,6 @@ func seedSingle(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	return []Result{r}, nil
 }
 
-// streamCmd reads one or two streams and appends one event to each,
-// as the registry's append does for one stream and a transfer for two, but
-// without encoding/json: seed-single and seed-multi measure the executor
-// and the log. It implements executor.Snapshotter, so a command folds only
-// what is new in its streams.
-type streamCmd struct{ streams []string }
-
-type streamState [2]uint64 // the version of each stream
-
-func (c streamCmd) Streams() []string { return c.streams }
-
-func (c streamCmd) Apply(s *streamState, ev format.Event) {
-	if ev.Stream == c.streams[0] {
-		s[0] = ev.Version
-	} else {
-		s[1] = ev.Version
-	}
-}
-
-func (c streamCmd) Handle(_ context.Context, s streamState) ([]format.EventData, error) {
-	out := make([]format.EventData, len(c.streams))
-	for i, st := range c.streams {
-		out[i] = format.EventData{Stream: st, Type: "Seeded", Data: append(strconv.AppendUint([]byte(`{"n":`), s[i]+1, 10), '}')}
-	}
-	return out, nil
-}
-
-func (streamCmd) SnapshotKey() string { return "bench.stream" }
-
-func (streamCmd) CloneState(s streamState) streamState { return s }
-
 // seedMulti runs sequential commands that each read and write the same
 // two streams.
 func seedMulti(ctx context.Context, env *workloadEnv) ([]Result, error) {
@@ -91,11 +61,11 @@ func seedMulti(ctx context.Context, env *workloadEnv) ([]Result, error) {
 	ex := executor.New(store, executor.Options{})
 	n := env.scaled(5_000, 2)
 	s := &sample{lat: make([]time.Duration, 0, n)}
-	cmd := streamCmd{streams: []string{"seed-multi-a", "seed-multi-b"}}
+	cmd := seedcmd.Kept{Cmd: seedcmd.Cmd{"seed-multi-a", "seed-multi-b"}}
 	start := time.Now()
 	for range n {
 		t := time.Now()
-		res, err := executor.Execute(ctx, ex, executor.Command[streamState](cmd))
+		res, err := executor.Execute(ctx, ex, executor.Command[seedcmd.State](cmd))
 		s.record(time.Since(t), len(res.Events), res.Retries, err)
 		if err != nil && ctx.Err() != nil {
 			return nil, err
