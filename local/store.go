@@ -70,7 +70,17 @@ func (o Options) withDefaults() Options {
 
 // Store is the local event log. It is safe for concurrent use; one Store per
 // file per process (bbolt holds an exclusive file lock).
+//
+// Who touches what: the fields under "set at Open" never change after
+// Open returns. The writer goroutine alone writes head, arena and failed,
+// and commits every write transaction; other goroutines only read head and
+// failed (atomically) and run read transactions. No lock is ever taken
+// while another is held, so there is no lock order to respect: notifyMu
+// guards one channel swap; mu (read side) is held across the send on reqs,
+// which the writer keeps draining until Close, and never across a bbolt
+// transaction.
 type Store struct {
+	// Set at Open.
 	db      *bolt.DB
 	path    string
 	id      string
@@ -88,7 +98,7 @@ type Store struct {
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each commit
 
-	arena []byte // the writer's encoding buffer, reused across commits
+	arena []byte // the writer's encoding buffer, reused across commits; writer only
 
 	failed atomic.Pointer[CommitError] // set by the writer after a failed commit
 }
