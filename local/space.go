@@ -1,0 +1,346 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/evstore/evstore/format"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Key spaces are named key/value maps in the log's file, next to the log,
+// written through the group-commit writer. They exist so that a read model
+// (package projection) can commit its state and its checkpoint in the same
+// transaction as other writers' events: one fsync, the same durability
+// rules, and a crash leaves either all of an update or none of it.
+
+// bucketSpaces holds one nested bucket per key space. It is created by the
+// first update of a space, so files that never use one are unchanged.
+var bucketSpaces = []byte("spaces")
+
+// Limits of key spaces.
+const (
+	// MaxSpaceNameBytes is the longest key-space name.
+	MaxSpaceNameBytes = 255
+	// MaxSpaceKeyBytes is the longest key in a key space (bbolt's limit).
+	MaxSpaceKeyBytes = bolt.MaxKeySize
+	// MaxSpaceValueBytes is the largest value in a key space.
+	MaxSpaceValueBytes = 64 << 20
+)
+
+// ErrReadOnlySpace is returned by a write to a [SpaceTx] outside an update:
+// in [Store.ViewSpace] or after the update's function returned.
+var ErrReadOnlySpace = errors.New("key space is read-only here")
+
+// PanicError is what [Store.UpdateSpace] returns when its function panics:
+// the panic is contained to that request, whose writes are undone.
+type PanicError struct {
+	Value any    // what was passed to panic
+	Stack []byte // the panicking goroutine's stack
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// SpaceTx is one key space as seen by one transaction. It is valid only
+// inside the function it was passed to; slices returned by Get are valid
+// only there too and must not be modified.
+type SpaceTx struct {
+	b        *bolt.Bucket // nil in a view of a space that does not exist
+	writable bool
+	undo     []undoEntry
+	arena    []byte // bbolt keeps references to keys and values until commit
+	inBolt   bool   // a panic now came from bbolt, not from the caller's code
+	err      error  // a bbolt failure: the group fails
+}
+
+type undoEntry struct {
+	key, old []byte
+	existed  bool
+}
+
+// Savepoint marks a point in an update that [SpaceTx.Rollback] returns to.
+type Savepoint int
+
+// Get returns the value stored under key, nil if there is none.
+func (t *SpaceTx) Get(key []byte) []byte {
+	if t.b == nil || len(key) == 0 {
+		return nil
+	}
+	t.inBolt = true
+	v := t.b.Get(key)
+	t.inBolt = false
+	return v
+}
+
+// Put stores value under key. Key and value are copied.
+func (t *SpaceTx) Put(key, value []byte) error {
+	if err := t.writeCheck(key); err != nil {
+		return err
+	}
+	if len(value) > MaxSpaceValueBytes {
+		return &format.InvalidError{Field: "value", Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(value), MaxSpaceValueBytes)}
+	}
+	k := t.keep(key)
+	t.record(k)
+	start := len(t.arena)
+	t.arena = append(t.arena, value...)
+	v := t.arena[start:len(t.arena):len(t.arena)]
+	t.inBolt = true
+	err := t.b.Put(k, v)
+	t.inBolt = false
+	if err != nil {
+		t.err = fmt.Errorf("put in key space: %w", err)
+	}
+	return t.err
+}
+
+// Delete removes key; a missing key is not an error.
+func (t *SpaceTx) Delete(key []byte) error {
+	if err := t.writeCheck(key); err != nil {
+		return err
+	}
+	k := t.keep(key)
+	t.record(k)
+	t.inBolt = true
+	err := t.b.Delete(k)
+	t.inBolt = false
+	if err != nil {
+		t.err = fmt.Errorf("delete in key space: %w", err)
+	}
+	return t.err
+}
+
+// Savepoint returns the current point of the update.
+func (t *SpaceTx) Savepoint() Savepoint { return Savepoint(len(t.undo)) }
+
+// Rollback undoes every write made since sp.
+func (t *SpaceTx) Rollback(sp Savepoint) error {
+	if !t.writable {
+		return ErrReadOnlySpace
+	}
+	if t.err != nil {
+		return t.err
+	}
+	for i := len(t.undo) - 1; i >= int(sp) && i >= 0; i-- {
+		u := t.undo[i]
+		var err error
+		t.inBolt = true
+		if u.existed {
+			err = t.b.Put(u.key, u.old)
+		} else {
+			err = t.b.Delete(u.key)
+		}
+		t.inBolt = false
+		if err != nil {
+			t.err = fmt.Errorf("roll back key space: %w", err)
+			return t.err
+		}
+	}
+	t.undo = t.undo[:min(int(sp), len(t.undo))]
+	return nil
+}
+
+func (t *SpaceTx) writeCheck(key []byte) error {
+	switch {
+	case !t.writable:
+		return ErrReadOnlySpace
+	case t.err != nil:
+		return t.err
+	case len(key) == 0:
+		return &format.InvalidError{Field: "key", Reason: "must not be empty"}
+	case len(key) > MaxSpaceKeyBytes:
+		return &format.InvalidError{Field: "key", Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(key), MaxSpaceKeyBytes)}
+	}
+	return nil
+}
+
+// keep copies b into the arena. Sub-slices stay valid when append moves
+// the arena: the old array is kept alive by them and never written again.
+func (t *SpaceTx) keep(b []byte) []byte {
+	start := len(t.arena)
+	t.arena = append(t.arena, b...)
+	return t.arena[start:len(t.arena):len(t.arena)]
+}
+
+// record remembers key's current value, so the write about to happen can
+// be undone.
+func (t *SpaceTx) record(key []byte) {
+	t.inBolt = true
+	old := t.b.Get(key)
+	t.inBolt = false
+	u := undoEntry{key: key, existed: old != nil}
+	if old != nil {
+		u.old = t.keep(old)
+	}
+	t.undo = append(t.undo, u)
+}
+
+// spaceOp is an UpdateSpace or DropSpace request for the writer.
+type spaceOp struct {
+	name string
+	fn   func(*SpaceTx) error // nil: drop the space
+}
+
+// ValidateSpaceName reports whether name can name a key space: 1 to 255
+// bytes of valid UTF-8.
+func ValidateSpaceName(name string) error {
+	switch {
+	case name == "":
+		return &format.InvalidError{Field: "key space", Reason: "name must not be empty"}
+	case len(name) > MaxSpaceNameBytes:
+		return &format.InvalidError{Field: "key space", Value: name[:32] + "…", Reason: fmt.Sprintf("name is %d bytes, the limit is %d", len(name), MaxSpaceNameBytes)}
+	case !utf8.ValidString(name):
+		return &format.InvalidError{Field: "key space", Reason: "name is not valid UTF-8"}
+	}
+	return nil
+}
+
+// UpdateSpace runs fn on the key space name (created if missing) inside
+// the writer's next group commit, and returns once that commit is durable
+// (or, with Options.NoSync, committed). What fn writes commits atomically
+// with the rest of the group, or not at all.
+//
+// If fn returns an error or panics, every write it made is undone, the
+// request alone fails with that error (a panic as a [*PanicError]) and the
+// rest of the group commits. fn runs on the writer goroutine, which every
+// append waits on: it must be quick and must not call the store's write
+// methods (that would deadlock). A context cancelled before the writer
+// picks the request up means fn never runs.
+func (s *Store) UpdateSpace(ctx context.Context, name string, fn func(*SpaceTx) error) error {
+	if err := ValidateSpaceName(name); err != nil {
+		return err
+	}
+	if fn == nil {
+		return errors.New("update key space: nil function")
+	}
+	return s.submitSpace(ctx, &spaceOp{name: name, fn: fn})
+}
+
+// DropSpace deletes the key space name and everything in it, through the
+// writer. A missing space is not an error.
+func (s *Store) DropSpace(ctx context.Context, name string) error {
+	if err := ValidateSpaceName(name); err != nil {
+		return err
+	}
+	return s.submitSpace(ctx, &spaceOp{name: name})
+}
+
+func (s *Store) submitSpace(ctx context.Context, op *spaceOp) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.failure(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, space: op, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	<-r.done
+	return r.err
+}
+
+// applySpace runs a key-space request inside the group's transaction. A
+// returned error is a bbolt failure and fails the group; the caller's own
+// failure is recorded in r.err after its writes are undone.
+func (g *groupTx) applySpace(r *request) error {
+	op := r.space
+	tx := g.log.Tx()
+	root, err := tx.CreateBucketIfNotExists(bucketSpaces)
+	if err != nil {
+		return fmt.Errorf("create the key spaces bucket: %w", err)
+	}
+	if op.fn == nil {
+		if err := root.DeleteBucket([]byte(op.name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return fmt.Errorf("drop key space %s: %w", op.name, err)
+		}
+		return nil
+	}
+	existed := root.Bucket([]byte(op.name)) != nil
+	b, err := root.CreateBucketIfNotExists([]byte(op.name))
+	if err != nil {
+		return fmt.Errorf("create key space %s: %w", op.name, err)
+	}
+	t := &SpaceTx{b: b, writable: true}
+	ferr := t.run(op.fn)
+	if t.err != nil {
+		return t.err
+	}
+	if ferr != nil {
+		if err := t.Rollback(0); err != nil {
+			return err
+		}
+		if !existed {
+			if err := root.DeleteBucket([]byte(op.name)); err != nil {
+				return fmt.Errorf("remove key space %s again: %w", op.name, err)
+			}
+		}
+		r.err = ferr
+	}
+	t.b, t.writable = nil, false
+	return nil
+}
+
+// run calls fn, turning a panic in the caller's code into an error. A panic
+// inside bbolt goes on up: the transaction may be half-changed, so the
+// group must fail (recoverCorrupt reports it).
+func (t *SpaceTx) run(fn func(*SpaceTx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if t.inBolt {
+				panic(p)
+			}
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return fn(t)
+}
+
+// ViewSpace runs fn on the key space name in a read transaction. A missing
+// space reads as empty. Writes fail with [ErrReadOnlySpace].
+func (s *Store) ViewSpace(name string, fn func(*SpaceTx) error) error {
+	if err := ValidateSpaceName(name); err != nil {
+		return err
+	}
+	return s.view(func(tx *bolt.Tx) error {
+		t := &SpaceTx{}
+		if root := tx.Bucket(bucketSpaces); root != nil {
+			t.b = root.Bucket([]byte(name))
+		}
+		defer func() { t.b = nil }()
+		return fn(t)
+	})
+}
+
+// Spaces returns the names of the key spaces that start with prefix, in
+// byte order.
+func (s *Store) Spaces(prefix string) ([]string, error) {
+	var out []string
+	err := s.view(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketSpaces)
+		if root == nil {
+			return nil
+		}
+		c := root.Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return slices.Clip(out), err
+}
