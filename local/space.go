@@ -311,6 +311,22 @@ func (t *SpaceTx) run(fn func(*SpaceTx) error) (err error) {
 	return fn(t)
 }
 
+// Protect calls fn inside an update and turns a panic in it into a
+// [*PanicError], so a caller that runs other code per item (a projection's
+// Apply per event) can stop at the item that failed. A panic inside bbolt
+// itself is not caught.
+func (t *SpaceTx) Protect(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if t.inBolt {
+				panic(p)
+			}
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}
+
 // ViewSpace runs fn on the key space name in a read transaction. A missing
 // space reads as empty. Writes fail with [ErrReadOnlySpace].
 func (s *Store) ViewSpace(name string, fn func(*SpaceTx) error) error {
