@@ -77,7 +77,7 @@ func TestRunHandler(t *testing.T) {
 	if ae, ok := errors.AsType[*projection.ApplyError](err); !ok || ae.Position != 11 {
 		t.Fatalf("failing batch: %v", err)
 	}
-	if in, _ := projection.Status(s, "table"); in.State != projection.StateFailed || in.ErrorPosition != 11 || in.Position != 10 {
+	if in, _ := projection.Status(s, "table"); in.State != projection.StateFailed || in.ErrorPosition != 11 || in.Position != 9 {
 		t.Errorf("status after failure %+v", in)
 	}
 	// An in-store projection cannot take an external one's name.
