@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/evstore/evstore/format"
@@ -50,18 +51,31 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 // SpaceTx is one key space as seen by one transaction. It is valid only
 // inside the function it was passed to; slices returned by Get are valid
 // only there too and must not be modified.
+//
+// In an update, writes collect in memory (later writes to a key replace
+// earlier ones) and reach bbolt only when the function returns nil: a
+// failed update never touched the file, a savepoint costs nothing, and a
+// key written many times is written to bbolt once.
 type SpaceTx struct {
 	b        *bolt.Bucket // nil in a view of a space that does not exist
 	writable bool
-	undo     []undoEntry
-	arena    []byte // bbolt keeps references to keys and values until commit
-	inBolt   bool   // a panic now came from bbolt, not from the caller's code
-	err      error  // a bbolt failure: the group fails
+	pending  map[string]int // key -> index in writes
+	writes   []spaceWrite
+	undo     []spaceUndo // for Rollback
+	arena    []byte      // copies of keys and values; bbolt keeps them until commit
+	inBolt   bool        // a panic now came from bbolt, not from the caller's code
 }
 
-type undoEntry struct {
-	key, old []byte
-	existed  bool
+type spaceWrite struct {
+	key, value []byte
+	deleted    bool
+}
+
+// spaceUndo restores writes[idx] to prev, or removes it if it was new.
+type spaceUndo struct {
+	idx  int
+	prev spaceWrite
+	new  bool
 }
 
 // Savepoint marks a point in an update that [SpaceTx.Rollback] returns to.
@@ -69,7 +83,20 @@ type Savepoint int
 
 // Get returns the value stored under key, nil if there is none.
 func (t *SpaceTx) Get(key []byte) []byte {
-	if t.b == nil || len(key) == 0 {
+	if len(key) == 0 {
+		return nil
+	}
+	if i, ok := t.pending[string(key)]; ok {
+		w := t.writes[i]
+		if w.deleted {
+			return nil
+		}
+		if w.value == nil {
+			return []byte{}
+		}
+		return w.value
+	}
+	if t.b == nil {
 		return nil
 	}
 	t.inBolt = true
@@ -86,18 +113,8 @@ func (t *SpaceTx) Put(key, value []byte) error {
 	if len(value) > MaxSpaceValueBytes {
 		return &format.InvalidError{Field: "value", Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(value), MaxSpaceValueBytes)}
 	}
-	k := t.keep(key)
-	t.record(k)
-	start := len(t.arena)
-	t.arena = append(t.arena, value...)
-	v := t.arena[start:len(t.arena):len(t.arena)]
-	t.inBolt = true
-	err := t.b.Put(k, v)
-	t.inBolt = false
-	if err != nil {
-		t.err = fmt.Errorf("put in key space: %w", err)
-	}
-	return t.err
+	t.write(key, value, false)
+	return nil
 }
 
 // Delete removes key; a missing key is not an error.
@@ -105,15 +122,28 @@ func (t *SpaceTx) Delete(key []byte) error {
 	if err := t.writeCheck(key); err != nil {
 		return err
 	}
-	k := t.keep(key)
-	t.record(k)
-	t.inBolt = true
-	err := t.b.Delete(k)
-	t.inBolt = false
-	if err != nil {
-		t.err = fmt.Errorf("delete in key space: %w", err)
+	t.write(key, nil, true)
+	return nil
+}
+
+func (t *SpaceTx) write(key, value []byte, deleted bool) {
+	w := spaceWrite{deleted: deleted}
+	if !deleted {
+		w.value = t.keep(value)
 	}
-	return t.err
+	if i, ok := t.pending[string(key)]; ok {
+		w.key = t.writes[i].key
+		t.undo = append(t.undo, spaceUndo{idx: i, prev: t.writes[i]})
+		t.writes[i] = w
+		return
+	}
+	w.key = t.keep(key)
+	if t.pending == nil {
+		t.pending = make(map[string]int, 64)
+	}
+	t.pending[string(w.key)] = len(t.writes)
+	t.undo = append(t.undo, spaceUndo{idx: len(t.writes), new: true})
+	t.writes = append(t.writes, w)
 }
 
 // Savepoint returns the current point of the update.
@@ -124,25 +154,38 @@ func (t *SpaceTx) Rollback(sp Savepoint) error {
 	if !t.writable {
 		return ErrReadOnlySpace
 	}
-	if t.err != nil {
-		return t.err
-	}
 	for i := len(t.undo) - 1; i >= int(sp) && i >= 0; i-- {
 		u := t.undo[i]
-		var err error
-		t.inBolt = true
-		if u.existed {
-			err = t.b.Put(u.key, u.old)
+		if u.new {
+			// New keys are appended in order, so undoing in reverse
+			// always removes the last one.
+			delete(t.pending, string(t.writes[u.idx].key))
+			t.writes = t.writes[:u.idx]
 		} else {
-			err = t.b.Delete(u.key)
-		}
-		t.inBolt = false
-		if err != nil {
-			t.err = fmt.Errorf("roll back key space: %w", err)
-			return t.err
+			t.writes[u.idx] = u.prev
 		}
 	}
-	t.undo = t.undo[:min(int(sp), len(t.undo))]
+	t.undo = t.undo[:min(max(int(sp), 0), len(t.undo))]
+	return nil
+}
+
+// flush writes what the update collected into bbolt.
+func (t *SpaceTx) flush() error {
+	for _, w := range t.writes {
+		var err error
+		if w.deleted {
+			err = t.b.Delete(w.key)
+		} else {
+			v := w.value
+			if v == nil {
+				v = []byte{}
+			}
+			err = t.b.Put(w.key, v)
+		}
+		if err != nil {
+			return fmt.Errorf("write key space: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -150,8 +193,6 @@ func (t *SpaceTx) writeCheck(key []byte) error {
 	switch {
 	case !t.writable:
 		return ErrReadOnlySpace
-	case t.err != nil:
-		return t.err
 	case len(key) == 0:
 		return &format.InvalidError{Field: "key", Reason: "must not be empty"}
 	case len(key) > MaxSpaceKeyBytes:
@@ -166,19 +207,6 @@ func (t *SpaceTx) keep(b []byte) []byte {
 	start := len(t.arena)
 	t.arena = append(t.arena, b...)
 	return t.arena[start:len(t.arena):len(t.arena)]
-}
-
-// record remembers key's current value, so the write about to happen can
-// be undone.
-func (t *SpaceTx) record(key []byte) {
-	t.inBolt = true
-	old := t.b.Get(key)
-	t.inBolt = false
-	u := undoEntry{key: key, existed: old != nil}
-	if old != nil {
-		u.old = t.keep(old)
-	}
-	t.undo = append(t.undo, u)
 }
 
 // spaceOp is an UpdateSpace or DropSpace request for the writer.
@@ -277,14 +305,20 @@ func (g *groupTx) applySpace(r *request) error {
 		return fmt.Errorf("create key space %s: %w", op.name, err)
 	}
 	t := &SpaceTx{b: b, writable: true}
-	ferr := t.run(op.fn)
-	if t.err != nil {
-		return t.err
+	if buf, ok := spaceBufs.Get().(*spaceBuf); ok {
+		t.pending, t.writes, t.undo = buf.pending, buf.writes, buf.undo
 	}
-	if ferr != nil {
-		if err := t.Rollback(0); err != nil {
+	defer t.release()
+	ferr := t.run(op.fn)
+	t.writable = false
+	if ferr == nil {
+		t.inBolt = true // a panic in flush is bbolt's
+		err = t.flush()
+		t.inBolt = false
+		if err != nil {
 			return err
 		}
+	} else {
 		if !existed {
 			if err := root.DeleteBucket([]byte(op.name)); err != nil {
 				return fmt.Errorf("remove key space %s again: %w", op.name, err)
@@ -292,8 +326,32 @@ func (g *groupTx) applySpace(r *request) error {
 		}
 		r.err = ferr
 	}
-	t.b, t.writable = nil, false
 	return nil
+}
+
+// spaceBuf is what an update's bookkeeping can hand to the next one: a
+// map that grew to a batch's size costs as much to grow again as the
+// batch's writes themselves. The arena is not reused: bbolt holds on to
+// its bytes until the group commits.
+type spaceBuf struct {
+	pending map[string]int
+	writes  []spaceWrite
+	undo    []spaceUndo
+}
+
+var spaceBufs sync.Pool
+
+// maxKeptWrites bounds what a pooled buffer keeps, so one huge update does
+// not pin its size for good.
+const maxKeptWrites = 1 << 16
+
+func (t *SpaceTx) release() {
+	if t.pending != nil && len(t.writes) <= maxKeptWrites {
+		clear(t.pending)
+		clear(t.writes) // drop references into the arena
+		spaceBufs.Put(&spaceBuf{pending: t.pending, writes: t.writes[:0], undo: t.undo[:0]})
+	}
+	t.b, t.writable, t.pending, t.writes, t.undo, t.arena = nil, false, nil, nil, nil, nil
 }
 
 // run calls fn, turning a panic in the caller's code into an error. A panic
