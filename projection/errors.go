@@ -37,7 +37,7 @@ func (e *ApplyError) Unwrap() []error { return []error{ErrApply, e.Err} }
 // RunTwiceError reports a checkpoint that moved under a runner. It unwraps
 // to [ErrRunTwice].
 type RunTwiceError struct {
-	Projection     string
+	Projection      string
 	Expected, Found uint64
 }
 
