@@ -80,7 +80,8 @@ func decodeBalanceEntry(b []byte) (Account, error) {
 
 // ProjectedBalance returns account id as the [Balances] projection last
 // saw it: its balance in cents, whether it is open, and the version of its
-// stream applied (compare with Store.Version to see how far behind).
+// stream applied (compare with Store.Version to see how far behind). The
+// owner is not projected.
 func ProjectedBalance(s *local.Store, id string) (Account, error) {
 	v, err := projection.Get(s, BalancesName, []byte(id))
 	if err != nil {
