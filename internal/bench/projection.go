@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
 	"github.com/evstore/evstore/projection"
 )
 
@@ -72,5 +74,51 @@ func projectionWorkload(ctx context.Context, env *workloadEnv) ([]Result, error)
 			total, projection.DefaultBatchEvents, p.note)
 		rows = append(rows, r)
 	}
-	return rows, nil
+	live, err := projectionLive(ctx, env, store)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, live), nil
+}
+
+// projectionLive measures the lag of a caught-up projection: one client
+// appends an event, then waits until the projection has committed it. The
+// latency columns are that lag, append included.
+func projectionLive(ctx context.Context, env *workloadEnv, store *local.Store) (Result, error) {
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- projection.Run(pctx, store, lastPerStream{}, projection.Options{}) }()
+	n := env.scaled(1000, 5)
+	s := &sample{lat: make([]time.Duration, 0, n)}
+	start := time.Now()
+	for i := range n {
+		t := time.Now()
+		last, err := store.Append(ctx, []format.EventData{{Stream: "live-" + strconv.Itoa(i%10), Type: "Live", Data: payloadOf(i)}})
+		if err != nil {
+			return Result{}, err
+		}
+		for {
+			pos, err := projection.Position(store, lastPerStream{}.Name())
+			if err != nil {
+				return Result{}, err
+			}
+			if pos >= last {
+				break
+			}
+			select {
+			case err := <-ran:
+				return Result{}, fmt.Errorf("the projection stopped: %v", err)
+			case <-time.After(20 * time.Microsecond):
+			}
+		}
+		s.record(time.Since(t), 1, 0, nil)
+	}
+	r := summarize("projection-live", "", time.Since(start), s)
+	r.Note = fmt.Sprintf("caught-up projection following %d single-event appends made one after another; latency = append until the projection's commit of it (polled every 20 µs)", n)
+	stop()
+	if err := <-ran; err != nil {
+		return Result{}, err
+	}
+	return r, nil
 }

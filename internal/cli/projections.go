@@ -58,7 +58,11 @@ func runProjections(c *cli.Context) (err error) {
 	for _, in := range list {
 		lag := "0"
 		if in.Lag > 0 {
-			lag = fmt.Sprintf("%d events, %s", in.Lag, time.Duration(in.LagSeconds*float64(time.Second)).Round(time.Millisecond))
+			unit := "events"
+			if in.Lag == 1 {
+				unit = "event"
+			}
+			lag = fmt.Sprintf("%d %s, %s", in.Lag, unit, time.Duration(in.LagSeconds*float64(time.Second)).Round(time.Millisecond))
 		}
 		state := in.State
 		if in.State == projection.StateFailed {
