@@ -71,6 +71,9 @@ func decodeBalanceEntry(b []byte) (Account, error) {
 	if len(b) != balanceEntryBytes {
 		return Account{}, fmt.Errorf("projected balance entry is %d bytes, want %d", len(b), balanceEntryBytes)
 	}
+	if b[16] > 1 {
+		return Account{}, fmt.Errorf("projected balance entry has open flag %d, want 0 or 1", b[16])
+	}
 	return Account{
 		Balance: int64(binary.BigEndian.Uint64(b)),
 		Version: binary.BigEndian.Uint64(b[8:]),
