@@ -59,9 +59,9 @@ func projectionWorkload(ctx context.Context, env *workloadEnv) ([]Result, error)
 	} {
 		debug.FreeOSMemory()
 		s := &sample{}
-		start := time.Now()
+		cpu0, start := cpuTime(), time.Now()
 		err = projection.Run(ctx, store, p.proj, projection.Options{Once: true})
-		elapsed := time.Since(start)
+		elapsed, cpu := time.Since(start), cpuTime()-cpu0
 		s.record(elapsed, total, 0, err)
 		if err != nil {
 			return nil, err
@@ -70,8 +70,10 @@ func projectionWorkload(ctx context.Context, env *workloadEnv) ([]Result, error)
 			return nil, fmt.Errorf("projection ended at %d (%v), want %d", pos, err, total)
 		}
 		r := summarize(p.row, "", elapsed, s)
-		r.Note = fmt.Sprintf("catch-up of %d events from position 1 in batches of %d, %s; target 500,000 events/s",
-			total, projection.DefaultBatchEvents, p.note)
+		cpuPer := float64(cpu.Nanoseconds()) / float64(total)
+		r.Extra = map[string]float64{"cpu_ns_per_event": cpuPer, "cpu_seconds": cpu.Seconds()}
+		r.Note = fmt.Sprintf("catch-up of %d events from position 1 in batches of %d, %s; CPU %.0f ns per event (user+system, all goroutines: %.2f CPU-s in %.2f s); target 500,000 events/s",
+			total, projection.DefaultBatchEvents, p.note, cpuPer, cpu.Seconds(), elapsed.Seconds())
 		rows = append(rows, r)
 	}
 	live, err := projectionLive(ctx, env, store)
