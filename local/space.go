@@ -222,7 +222,7 @@ func ValidateSpaceName(name string) error {
 	case name == "":
 		return &format.InvalidError{Field: "key space", Reason: "name must not be empty"}
 	case len(name) > MaxSpaceNameBytes:
-		return &format.InvalidError{Field: "key space", Value: name[:32] + "…", Reason: fmt.Sprintf("name is %d bytes, the limit is %d", len(name), MaxSpaceNameBytes)}
+		return &format.InvalidError{Field: "key space", Value: strings.ToValidUTF8(name[:32], "") + "…", Reason: fmt.Sprintf("name is %d bytes, the limit is %d", len(name), MaxSpaceNameBytes)}
 	case !utf8.ValidString(name):
 		return &format.InvalidError{Field: "key space", Reason: "name is not valid UTF-8"}
 	}

@@ -49,6 +49,26 @@ func TestSpaceUpdateViewDrop(t *testing.T) {
 	if got := spaceGet(t, s, "a", "gone"); got != "" {
 		t.Fatalf("deleted key reads %q", got)
 	}
+	// An empty value is there, unlike a missing key.
+	if err := s.UpdateSpace(ctx, "a", func(tx *SpaceTx) error {
+		if err := tx.Put([]byte("empty"), nil); err != nil {
+			return err
+		}
+		if v := tx.Get([]byte("empty")); v == nil || len(v) != 0 {
+			return fmt.Errorf("inside the update, the empty value reads %v", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ViewSpace("a", func(tx *SpaceTx) error {
+		if v := tx.Get([]byte("empty")); v == nil || len(v) != 0 {
+			return fmt.Errorf("the empty value reads %v", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.UpdateSpace(ctx, "b", func(tx *SpaceTx) error { return tx.Put([]byte("k"), []byte("b")) }); err != nil {
 		t.Fatal(err)
 	}
