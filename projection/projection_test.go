@@ -312,6 +312,14 @@ func TestStatusAndList(t *testing.T) {
 	if _, err := projection.Status(s, "bad\nname"); !errors.Is(err, format.ErrInvalid) {
 		t.Errorf("bad name: %v", err)
 	}
+	for _, name := range []string{"", strings.Repeat("n", projection.MaxNameBytes+1), "tab\there", "\xff"} {
+		if err := runOnce(t, s, &counter{name: name}, projection.Options{}); !errors.Is(err, format.ErrInvalid) {
+			t.Errorf("Run with name %q: %v", name, err)
+		}
+	}
+	if _, err := projection.Get(s, "a", nil); !errors.Is(err, format.ErrInvalid) {
+		t.Errorf("Get with an empty key: %v", err)
+	}
 }
 
 // TestFollowLive runs a projection while writers append, then checks it
