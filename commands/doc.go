@@ -23,7 +23,13 @@
 //
 // Event data is JSON, for example {"amount":500,"balance":1500}, so that a
 // SQL projection can query data->>'amount'. [ReadAccount] and [Balance] fold
-// an account stream the same way the commands do.
+// an account stream the same way the commands do. [Balances] is an in-store
+// projection (package projection) of every account's balance, read with
+// [ProjectedBalance]; it stops with an error if an account's events ever
+// reach it out of order.
+//
+// The tests state the commands' rules with package evstoretest: given
+// events, when a command, then events or an error.
 //
 // # Invariants
 //

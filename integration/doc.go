@@ -1,6 +1,7 @@
 // Package integration holds end-to-end tests across packages: the CLI
 // binary as a user runs it (the README's quick start), the bank example
-// under concurrency, and replication into a real PostgreSQL server.
+// under concurrency, a projection killed at random instants, and
+// replication into a real PostgreSQL server.
 //
 // # Basics
 //
@@ -11,5 +12,7 @@
 // # Caveats
 //
 // The tests build the evstore binary with `go build`, so they need the Go
-// toolchain on PATH, and they take seconds, not milliseconds.
+// toolchain on PATH, and they take seconds, not milliseconds. The
+// projection kill test SIGKILLs its child 10 times; EVSTORE_LONG=1 makes it
+// 50 (about 20 s).
 package integration

@@ -28,6 +28,14 @@
 //   - Iterators never hold a read transaction while the caller's code runs:
 //     they read in chunks, a fresh transaction each.
 //
+// Key spaces are named key/value maps in the same file, for read models
+// (package projection): [Store.UpdateSpace] runs a function on one inside
+// the writer's group transaction, so what it writes commits atomically with
+// the group, and a failing or panicking function is undone and rejected
+// alone. [Store.ViewSpace] reads one; [Store.DropSpace] removes one.
+// [Store.ReadBatch] and [Store.WaitHead] let a consumer read the log in
+// batches and wait for commits without polling.
+//
 // The layout is documented byte by byte in docs/format.md.
 //
 // # Caveats
@@ -39,6 +47,9 @@
 //   - A cancelled context stops a request only if the writer has not picked
 //     it up yet; after that the commit completes and is reported.
 //   - The file never shrinks: deleted space is reused but not returned.
+//   - An UpdateSpace function runs on the writer goroutine: while it runs no
+//     append commits, and calling the store's write methods from it
+//     deadlocks.
 //   - After a commit fails (an fsync error, a full disk) the store refuses
 //     every later write with ErrWriteFailed: what reached the disk is then
 //     unknown to this process, and guessing could overwrite records. Close

@@ -50,6 +50,9 @@ type Options struct {
 	InitialMmapSize int
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
+	// Clock gives the time stamped on committed events. Default: the
+	// system clock. Tests set a fixed one (package evstoretest does).
+	Clock func() time.Time
 }
 
 func (o Options) withDefaults() Options {

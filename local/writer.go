@@ -21,6 +21,8 @@ type request struct {
 	receipt Receipt
 	err     error
 	dupOf   *request // same key as an earlier request in this group
+
+	space *spaceOp // a key-space update instead of events (space.go)
 }
 
 // writer is the only goroutine that writes to bbolt. It takes everything
@@ -84,7 +86,7 @@ func (s *Store) commit(group []*request) {
 		return
 	}
 	g := &groupTx{
-		now:    time.Now().UTC(),
+		now:    s.now(),
 		states: make(map[string]*streamState),
 		dirty:  make(map[string]bool),
 		keys:   make(map[string]*request),
@@ -165,6 +167,9 @@ func (g *groupTx) apply(r *request) error {
 	if err := r.ctx.Err(); err != nil {
 		r.err = err
 		return nil
+	}
+	if r.space != nil {
+		return g.applySpace(r)
 	}
 	if key := r.req.Key; key != "" {
 		if first, ok := g.keys[key]; ok {

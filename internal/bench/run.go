@@ -42,7 +42,7 @@ type Config struct {
 // Workloads lists the workloads in the order a full run executes them.
 var Workloads = []string{
 	"seed-single", "seed-multi", "seed-batch", "deposit", "transfer",
-	"contention", "read", "replicate-rows", "replicate-frames",
+	"contention", "read", "projection", "replicate-rows", "replicate-frames",
 }
 
 // Result is one row of the table.
@@ -303,6 +303,8 @@ func runWorkload(ctx context.Context, env *workloadEnv, pg *pgBaseline, w string
 		err = run("evstore", func() ([]Result, error) { return contention(ctx, env) })
 	case "read":
 		err = run("evstore", func() ([]Result, error) { return readWorkload(ctx, env) })
+	case "projection":
+		err = run("evstore", func() ([]Result, error) { return projectionWorkload(ctx, env) })
 	case "replicate-rows", "replicate-frames":
 		err = run("evstore", func() ([]Result, error) { return replicateWorkload(ctx, env, w) })
 	}

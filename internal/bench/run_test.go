@@ -44,7 +44,7 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("contention: %+v", r)
 		}
 	}
-	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "read-stream", "read-scan", "replicate-rows", "replicate-frames"} {
+	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "read-stream", "read-scan", "projection", "projection-unique", "projection-live", "replicate-rows", "replicate-frames"} {
 		if !seen[w] {
 			t.Errorf("no row for %s", w)
 		}

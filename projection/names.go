@@ -1,0 +1,56 @@
+package projection
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
+)
+
+// MaxNameBytes is the longest projection name.
+const MaxNameBytes = 200
+
+// MaxKeyBytes is the longest key a projection may use.
+const MaxKeyBytes = local.MaxSpaceKeyBytes - 1
+
+// ValidateName reports whether name can name a projection: 1 to 200 bytes
+// of valid UTF-8 without control characters. The name keys the
+// projection's checkpoint and key space, so it must stay the same across
+// releases.
+func ValidateName(name string) error {
+	bad := func(reason string) error {
+		v := name
+		if len(v) > 64 {
+			v = v[:64] + "…"
+		}
+		return &format.InvalidError{Field: "projection name", Value: v, Reason: reason}
+	}
+	switch {
+	case name == "":
+		return bad("must not be empty")
+	case len(name) > MaxNameBytes:
+		return bad(fmt.Sprintf("is %d bytes, the limit is %d", len(name), MaxNameBytes))
+	case !utf8.ValidString(name):
+		return bad("is not valid UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return bad("contains a control character")
+		}
+	}
+	return nil
+}
+
+func checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return &format.InvalidError{Field: "key", Reason: "must not be empty"}
+	case len(key) > MaxKeyBytes:
+		return &format.InvalidError{Field: "key", Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(key), MaxKeyBytes)}
+	}
+	return nil
+}
+
+func spaceOf(name string) string { return spacePrefix + name }
