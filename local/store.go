@@ -139,7 +139,7 @@ func Open(path string, opts Options) (*Store, error) {
 		// A synced freelist costs one page per commit; without it bbolt
 		// walks every page at open, and panics on a damaged page in a
 		// goroutine no caller can recover.
-		NoFreelistSync:  false,
+		NoFreelistSync: false,
 		// Stats reports free pages; a read-only open loads the freelist
 		// only when asked to.
 		PreLoadFreelist: true,
