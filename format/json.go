@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,8 @@ type eventJSON struct {
 // version, type, data, metadata ({} when none), id and time (RFC 3339,
 // nanoseconds). A JSON payload is embedded as JSON (compacted); other
 // payloads are a string with data_encoding "utf-8" or "base64"; no payload
-// is null.
+// is null. json.Marshal escapes <, > and & in what this returns; an
+// Encoder with SetEscapeHTML(false) keeps the payload's bytes.
 func (ev Event) MarshalJSON() ([]byte, error) {
 	j := eventJSON{
 		Position: ev.Position, Stream: ev.Stream, Version: ev.Version, Type: ev.Type,
@@ -51,7 +53,13 @@ func (ev Event) MarshalJSON() ([]byte, error) {
 		j.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(ev.Data))
 		j.DataEncoding = "base64"
 	}
-	return json.Marshal(j)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes. A JSON payload comes

@@ -372,3 +372,78 @@ func TestCompactFile(t *testing.T) {
 		}
 	}
 }
+
+func TestExportImport(t *testing.T) {
+	src := openTemp(t, Options{})
+	fillStore(t, src, 50)
+	src.Append(context.Background(), []format.EventData{{Stream: "bin", Type: "B", Data: []byte{0xff, 0, 1}}, {Stream: "bin", Type: "B"}})
+	var buf bytes.Buffer
+	info, err := src.Export(context.Background(), &buf, ExportOptions{FrameEvents: 7})
+	if err != nil || info.From != 1 || info.To != 52 || info.Frames != 8 {
+		t.Fatalf("export %+v %v", info, err)
+	}
+	dst := openTemp(t, Options{})
+	in, err := dst.ImportExport(context.Background(), bytes.NewReader(buf.Bytes()), nil)
+	if err != nil || in.Imported != 52 || in.Skipped != 0 {
+		t.Fatalf("import %+v %v", in, err)
+	}
+	a, b := collect(t, src.ReadAll(1)), collect(t, dst.ReadAll(1))
+	if len(a) != len(b) {
+		t.Fatalf("%d vs %d events", len(a), len(b))
+	}
+	for i := range a {
+		if !sameEvent(a[i], b[i]) {
+			t.Fatalf("event %d: %+v vs %+v", i, a[i], b[i])
+		}
+	}
+	if rep, err := dst.Check(context.Background()); err != nil || !rep.OK() {
+		t.Fatalf("check %v %v", rep.Problems, err)
+	}
+	// Running it again skips what is there.
+	if in, err = dst.ImportExport(context.Background(), bytes.NewReader(buf.Bytes()), nil); err != nil || in.Skipped != 52 || in.Imported != 0 {
+		t.Fatalf("re-import %+v %v", in, err)
+	}
+	// New writes continue the imported streams.
+	if last, err := dst.Append(context.Background(), []format.EventData{ev("acct-0", "T", "{}")}, Expect{Stream: "acct-0", Version: 10}); err != nil || last != 53 {
+		t.Fatalf("append after import: %d %v", last, err)
+	}
+	// A damaged file imports nothing.
+	bad := bytes.Clone(buf.Bytes())
+	bad[len(bad)/2] ^= 1
+	empty := openTemp(t, Options{})
+	_, err = empty.ImportExport(context.Background(), bytes.NewReader(bad), nil)
+	if ee, ok := errors.AsType[*format.ExportError](err); !ok || ee.Frame < 1 {
+		t.Fatalf("damaged export: %v", err)
+	}
+	if empty.Head() != 0 {
+		t.Fatal("a damaged export imported events")
+	}
+}
+
+func TestImportRefusesWhatDoesNotFollow(t *testing.T) {
+	s := openTemp(t, Options{})
+	fillStore(t, s, 3)
+	evs := collect(t, s.ReadAll(1))
+	other := openTemp(t, Options{})
+	if err := other.Import(context.Background(), evs[1:], nil); !errors.Is(err, ErrImport) {
+		t.Fatalf("gap: %v", err)
+	}
+	e := evs[0]
+	e.Version = 2
+	if err := other.Import(context.Background(), []format.Event{e}, nil); !errors.Is(err, ErrImport) {
+		t.Fatalf("version: %v", err)
+	}
+	if err := other.Import(context.Background(), evs, []ImportedKey{{Key: "k", First: 1, Last: 9}}); !errors.Is(err, ErrImport) {
+		t.Fatalf("key past the log: %v", err)
+	}
+	if other.Head() != 0 {
+		t.Fatal("a refused import wrote")
+	}
+	if err := other.Import(context.Background(), evs, []ImportedKey{{Key: "k0", First: 1, Last: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := other.Write(context.Background(), Request{Key: "k0", Events: []format.EventData{ev("x", "T", "{}")}})
+	if err != nil || !r.Duplicate || r.Last() != 1 {
+		t.Fatalf("imported key: %+v %v", r, err)
+	}
+}

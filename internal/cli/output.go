@@ -91,11 +91,15 @@ func printEvents(c *cli.Context, events func(func(format.Event, error) bool), li
 	return n, w.Flush()
 }
 
+// writeJSON writes v as one line of JSON. Payload bytes such as "<" are
+// kept as they are, not escaped for HTML.
 func writeJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(b.Bytes())
 	return err
 }
