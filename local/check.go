@@ -24,12 +24,12 @@ const MaxProblems = 1000
 type Problem struct {
 	// Area is where it was found: "meta", "log", "index", "versions",
 	// "idempotency" or "pages" (bbolt's own structure).
-	Area     string
-	Position uint64 // the log position concerned, 0 if none
-	Stream   string // the stream concerned, "" if none
-	Version  uint64 // the stream version concerned, 0 if none
-	Key      string // the idempotency key concerned, "" if none
-	Reason   string
+	Area     string `json:"area"`
+	Position uint64 `json:"position,omitempty"` // the log position concerned, 0 if none
+	Stream   string `json:"stream,omitempty"`   // the stream concerned, "" if none
+	Version  uint64 `json:"version,omitempty"`  // the stream version concerned, 0 if none
+	Key      string `json:"key,omitempty"`      // the idempotency key concerned, "" if none
+	Reason   string `json:"reason"`
 }
 
 // Location names the problem's place in words: "log position 17",
@@ -56,13 +56,13 @@ func (p Problem) String() string { return p.Location() + ": " + p.Reason }
 
 // Report is what [Store.Check] found.
 type Report struct {
-	Head      uint64 // last position in the log
-	Events    uint64 // records read
-	Streams   uint64 // streams in the index
-	Keys      uint64 // idempotency keys
-	Pages     bool   // bbolt's page-level check ran (read-only opens only)
-	Problems  []Problem
-	Truncated bool // more than MaxProblems problems; the rest are not listed
+	Head      uint64    `json:"head"`    // last position in the log
+	Events    uint64    `json:"events"`  // records read
+	Streams   uint64    `json:"streams"` // streams in the index
+	Keys      uint64    `json:"idempotency_keys"`
+	Pages     bool      `json:"pages_checked"` // bbolt's page-level check ran (read-only opens only)
+	Problems  []Problem `json:"problems"`
+	Truncated bool      `json:"truncated,omitempty"` // more than MaxProblems problems; the rest are not listed
 }
 
 // OK reports whether nothing is wrong.

@@ -68,6 +68,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			expandCommand(),
 			benchCommand(),
+			backupCommand(),
+			verifyCommand(),
+			statsCommand(),
+			streamsCommand(),
+			tailCommand(),
+			exportCommand(),
+			importCommand(),
+			compactCommand(),
 		},
 	}
 	// The root action runs only when no subcommand matched.

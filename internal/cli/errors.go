@@ -62,6 +62,7 @@ var flagWords = strings.NewReplacer(
 	"LayoutFrames", "--layout frames",
 	"the path names an evstore file", "--db names an evstore file",
 	"open another path", "pass another --db",
+	"set BackupOptions.Overwrite", "pass --force",
 )
 
 // inFlagWords rewrites a message from a library in the CLI's terms.

@@ -22,7 +22,7 @@ func logCommand() *cli.Command {
 			if err := extraArgs(c, 0, "log [--from POSITION] [--limit N] [--json]"); err != nil {
 				return err
 			}
-			store, err := openStore(c, true)
+			store, err := openReadOnly(c)
 			if err != nil {
 				return err
 			}
