@@ -16,7 +16,11 @@ import (
 //
 //	header, 36 bytes:  magic "EVEX", version 1, 3 zero bytes, store id (16
 //	                   bytes), first position (8), CRC-32C of bytes 0..31
-//	frames:            consecutive positions from the first position on
+//	frames:            consecutive positions from the first position on,
+//	                   each followed by a CRC-32C of the frame's bytes as
+//	                   stored (4), so that no byte escapes a checksum: the
+//	                   frame's own covers its header and its uncompressed
+//	                   body, and zstd ignores some bits of its input
 //	trailer, 32 bytes: magic "EVEN", frame count (8), event count (8), last
 //	                   position (8, first-1 when empty), CRC-32C of 0..27
 //
@@ -115,6 +119,7 @@ func (x *ExportWriter) Write(events []Event) error {
 	if x.buf, err = EncodeFrame(x.buf[:0], events, x.codec); err != nil {
 		return err
 	}
+	x.buf = binary.BigEndian.AppendUint32(x.buf, crc32.Checksum(x.buf, castagnoli))
 	if _, err := x.w.Write(x.buf); err != nil {
 		return err
 	}
@@ -220,11 +225,15 @@ func (x *ExportReader) Next() ([]Event, error) {
 	// Read the body in steps, so a lying length costs no more memory than
 	// the bytes actually present.
 	var body bytes.Buffer
-	if m, err := io.CopyN(&body, x.r, int64(h.StoredLen)); err != nil {
-		return nil, bad(fmt.Sprintf("the file ends inside the frame's body (%d of %d bytes)", m, h.StoredLen), nil)
+	if m, err := io.CopyN(&body, x.r, int64(h.StoredLen)+4); err != nil {
+		return nil, bad(fmt.Sprintf("the file ends inside the frame (%d of %d bytes)", m, int64(h.StoredLen)+4), nil)
 	}
 	x.buf = append(x.buf, body.Bytes()...)
-	evs, err := DecodeFrame(x.buf)
+	stored := x.buf[:len(x.buf)-4]
+	if got, want := crc32.Checksum(stored, castagnoli), binary.BigEndian.Uint32(x.buf[len(stored):]); got != want {
+		return nil, bad(fmt.Sprintf("checksum mismatch (stored %08x, computed %08x)", want, got), nil)
+	}
+	evs, err := DecodeFrame(stored)
 	if err != nil {
 		return nil, bad(err.Error(), err)
 	}

@@ -79,7 +79,7 @@ func TestExportRoundTrip(t *testing.T) {
 func TestExportDamageIsLocated(t *testing.T) {
 	evs := sampleEvents(1, 30)
 	good := writeExport(t, 1, evs[:10], evs[10:20], evs[20:])
-	second := ExportHeaderSize + len(mustFrame(t, evs[:10], FrameCodecZstd))
+	second := ExportHeaderSize + len(mustFrame(t, evs[:10], FrameCodecZstd)) + 4
 	for _, tt := range []struct {
 		name  string
 		mod   func([]byte) []byte
@@ -87,6 +87,7 @@ func TestExportDamageIsLocated(t *testing.T) {
 		want  string
 	}{
 		{"flipped byte in frame 2", func(b []byte) []byte { b[second+FrameHeaderSize+3] ^= 1; return b }, 2, "frame 2 (from position 11)"},
+		{"flipped zstd header byte", func(b []byte) []byte { b[second+FrameHeaderSize+5] ^= 0x10; return b }, 2, "frame 2 (from position 11): checksum mismatch"},
 		{"flipped header", func(b []byte) []byte { b[10] ^= 1; return b }, 0, "header"},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-ExportTrailerSize-5] }, 3, "frame 3"},
 		{"no trailer", func(b []byte) []byte { return b[:len(b)-ExportTrailerSize] }, 4, "ends before its trailer"},
@@ -179,6 +180,22 @@ func TestEventJSON(t *testing.T) {
 	for _, bad := range []string{`{"data":1,"data_encoding":"base64"}`, `{"data":"!","data_encoding":"base64"}`, `{"data":"x","data_encoding":"rot13"}`} {
 		if err := json.Unmarshal([]byte(bad), &ev); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
+
+// TestExportEveryByteIsChecked flips each byte of an export in turn: every
+// one must be refused.
+func TestExportEveryByteIsChecked(t *testing.T) {
+	evs := sampleEvents(1, 6)
+	good := writeExport(t, 1, evs[:3], evs[3:])
+	for i := range good {
+		for _, bit := range []byte{0x01, 0x10, 0x80} {
+			b := bytes.Clone(good)
+			b[i] ^= bit
+			if _, err := readExport(b); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("flip %02x at byte %d of %d not detected: %v", bit, i, len(good), err)
+			}
 		}
 	}
 }
