@@ -113,7 +113,11 @@ func (s *Store) Import(ctx context.Context, events []format.Event, keys []Import
 			if idem.Get([]byte(k.Key)) != nil {
 				continue
 			}
-			if err := idem.Put([]byte(k.Key), receipt{first: k.First, last: k.Last, retries: uint32(k.Retries)}.appendTo(nil)); err != nil {
+			rec := receipt{first: k.First, last: k.Last, retries: uint32(k.Retries)}
+			if err := idem.Put([]byte(k.Key), rec.appendTo(nil)); err != nil {
+				return err
+			}
+			if err := putKeyAnchor(tx, k.Key, keyAnchor(rec, head+1)); err != nil {
 				return err
 			}
 		}

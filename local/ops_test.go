@@ -447,3 +447,54 @@ func TestImportRefusesWhatDoesNotFollow(t *testing.T) {
 		t.Fatalf("imported key: %+v %v", r, err)
 	}
 }
+
+func TestKeysBetween(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s.Write(ctx, Request{Key: "one", Events: []format.EventData{ev("a", "T", "{}"), ev("b", "T", "{}")}}) // 1..2
+	s.Write(ctx, Request{Key: "none"})                                                                    // nothing, anchored at 3
+	s.Write(ctx, Request{Key: "two", Retries: 2, Events: []format.EventData{ev("a", "T", "{}")}})         // 3
+	s.Write(ctx, Request{Events: []format.EventData{ev("a", "T", "{}")}})                                 // 4, no key
+	want := func(s *Store, from, to uint64, keys ...string) {
+		t.Helper()
+		got, err := s.KeysBetween(from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, k := range got {
+			names = append(names, k.Key)
+		}
+		if strings.Join(names, ",") != strings.Join(keys, ",") {
+			t.Fatalf("keys %d..%d: %v, want %v", from, to, got, keys)
+		}
+	}
+	want(s, 1, 1)
+	want(s, 1, 2, "one")
+	want(s, 3, 4, "none", "two")
+	got, _ := s.KeysBetween(3, 3)
+	if got[1] != (ImportedKey{Key: "two", First: 3, Last: 3, Retries: 2}) || got[0] != (ImportedKey{Key: "none"}) {
+		t.Fatalf("receipts %+v", got)
+	}
+	s.Close()
+	// A file from before the anchors bucket gets it on a writable open.
+	db, _ := bolt.Open(path, 0o600, nil)
+	db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketKeyAnchors) })
+	db.Close()
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(ro, 1, 9)
+	ro.Close()
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want(s, 1, 9, "one", "two", "none") // backfilled: "none" anchors after the head
+}

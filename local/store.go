@@ -253,6 +253,9 @@ func (s *Store) init(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	if err := initKeyAnchors(tx); err != nil {
+		return err
+	}
 	if k, _ := tx.Bucket(bucketLog).Cursor().Last(); k != nil {
 		if len(k) != 8 {
 			return fmt.Errorf("%w: log key %x", ErrCorruptStore, k)
