@@ -76,6 +76,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			exportCommand(),
 			importCommand(),
 			compactCommand(),
+			restoreCommand(),
 		},
 	}
 	// The root action runs only when no subcommand matched.
