@@ -498,3 +498,47 @@ func TestKeysBetween(t *testing.T) {
 	defer s.Close()
 	want(s, 1, 9, "one", "two", "none") // backfilled: "none" anchors after the head
 }
+
+func TestReadAllSalvage(t *testing.T) {
+	path := damage(t, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		rec := bytes.Clone(b.Get(u64(5)))
+		rec[len(rec)-1] ^= 0xff
+		if err := b.Put(u64(5), rec); err != nil {
+			return err
+		}
+		return b.Delete(u64(9))
+	})
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ok []uint64
+	var bad []uint64
+	for ev, err := range s.ReadAllSalvage(1) {
+		if err != nil {
+			ce, isCE := errors.AsType[*format.CorruptError](err)
+			if !isCE || !IsDamagedRecord(err) {
+				t.Fatal(err)
+			}
+			bad = append(bad, ce.Position)
+			continue
+		}
+		ok = append(ok, ev.Position)
+	}
+	if len(ok) != 28 || fmt.Sprint(bad) != "[5 9]" || ok[3] != 4 || ok[4] != 6 || ok[27] != 30 {
+		t.Fatalf("intact %v, damaged %v", ok, bad)
+	}
+	// ReadAll stops at the damage.
+	n := 0
+	for _, err := range s.ReadAll(1) {
+		if err != nil {
+			break
+		}
+		n++
+	}
+	if n != 0 { // the chunk holding position 5 fails whole
+		t.Fatalf("ReadAll yielded %d events before the damage", n)
+	}
+}
