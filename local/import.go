@@ -106,7 +106,7 @@ func (s *Store) Import(ctx context.Context, events []format.Event, keys []Import
 		}
 		head = next - 1
 		for _, k := range keys {
-			if k.Key == "" || len(k.Key) > MaxKeyBytes || k.Retries < 0 || k.Retries > math.MaxUint32 ||
+			if k.Key == "" || len(k.Key) > MaxKeyBytes || k.Retries < 0 || uint64(k.Retries) > math.MaxUint32 ||
 				(k.First == 0) != (k.Last == 0) || k.First > k.Last || k.Last > head {
 				return fmt.Errorf("%w: idempotency key %q with positions %d..%d (log ends at %d)", ErrImport, k.Key, k.First, k.Last, head)
 			}
