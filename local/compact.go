@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"os"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,11 +22,20 @@ func (s *Store) CompactFile(ctx context.Context, path string, opts BackupOptions
 		if err != nil {
 			return err
 		}
+		var size int64
 		err = s.view(func(src *bolt.Tx) error { return compactInto(ctx, dst, src, opts.Progress) })
+		if err == nil {
+			err = dst.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+		}
 		if cerr := dst.Close(); err == nil {
 			err = cerr
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// bbolt grows a file in large steps ahead of its data; the copy
+		// needs only what its metadata covers.
+		return os.Truncate(tmp, size)
 	})
 }
 

@@ -365,6 +365,9 @@ func TestCompactFile(t *testing.T) {
 	if info.Head != 300 || !info.Report.OK() || calls == 0 {
 		t.Fatalf("info %+v, %d progress calls", info, calls)
 	}
+	if st, _ := s.Stats(); info.Bytes >= st.FileBytes {
+		t.Errorf("the compacted copy has %d bytes, the store %d", info.Bytes, st.FileBytes)
+	}
 	c, err := Open(dest, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
