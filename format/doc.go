@@ -9,6 +9,13 @@
 // turns the bytes back into an Event. The byte layout is documented in
 // docs/format.md.
 //
+// [EncodeFrame] and [DecodeFrame] batch consecutive records into one
+// self-checking blob (the replicator's frames layout); [ExportWriter] and
+// [ExportReader] write and read an export file, frames between a header and
+// a trailer with every byte under a checksum. An Event's JSON form
+// ([Event.MarshalJSON]) embeds a JSON payload as JSON and other payloads as
+// a string with data_encoding "utf-8" or "base64".
+//
 // # Invariants
 //
 //   - A record carries a CRC-32C (Castagnoli) of everything after the checksum
@@ -21,6 +28,9 @@
 //   - Encoding is deterministic: metadata is written sorted by key.
 //
 // # Caveats
+//
+// The JSON form keeps a JSON payload's value, not its bytes: it comes back
+// compacted. Use records, frames or export files for byte-exact copies.
 //
 // This package is a leaf: it knows nothing of bbolt or PostgreSQL. Limits that
 // depend on configuration (the maximum payload size) are checked by callers

@@ -10,6 +10,16 @@
 // to read their streams once and [Store.Write] to commit with an Expect for
 // every stream they read.
 //
+// Operations (docs/operations.md): [Store.Backup] and [Store.BackupFile]
+// take a consistent, verified copy while the store is in use;
+// [Store.Check] verifies every record and index and names each problem's
+// location; [Store.Stats] and [Store.Streams] describe the store;
+// [Store.CompactFile] writes a copy without free pages; [Store.Export],
+// [Store.ImportExport] and [Store.Import] move events between logs with
+// their positions, ids and times; [Store.ReadAllSalvage] reads past damaged
+// records. Options.ReadOnly opens a file without writing anything to it;
+// Options.StoreID gives a new file a known id (a restore).
+//
 // All writes go through one writer goroutine that groups whatever is queued
 // into one bbolt transaction and one fsync (group commit). Each request in a
 // group is checked on its own, against the versions bucket and against the
@@ -46,7 +56,12 @@
 //     for speed; the file stays consistent.
 //   - A cancelled context stops a request only if the writer has not picked
 //     it up yet; after that the commit completes and is reported.
-//   - The file never shrinks: deleted space is reused but not returned.
+//   - The file never shrinks: deleted space is reused but not returned. CompactFile
+//     writes a copy without free pages.
+//   - Import runs beside the writer (bbolt orders their transactions) but is
+//     meant for filling a new or restored log, not for a busy one.
+//   - Check's page-level part (bbolt's own structure) runs only on a store
+//     opened read-only: bbolt's check is not safe beside a writer.
 //   - An UpdateSpace function runs on the writer goroutine: while it runs no
 //     append commits, and calling the store's write methods from it
 //     deadlocks.

@@ -22,6 +22,12 @@ var (
 	// ErrCorruptStore is returned when the store's own structures (not a
 	// single record) are damaged.
 	ErrCorruptStore = errors.New("store structure is corrupt")
+	// ErrReadOnly is returned by writes to a store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store is open read-only")
+	// ErrStoreID is returned by [Open] when Options.StoreID names another
+	// store than the file holds.
+	ErrStoreID = errors.New("the file belongs to another store id")
 )
 
 // ConflictError says which stream failed its expectation. It unwraps to

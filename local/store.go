@@ -2,16 +2,19 @@ package local
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/evstore/evstore/format"
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -53,6 +56,17 @@ type Options struct {
 	// Clock gives the time stamped on committed events. Default: the
 	// system clock. Tests set a fixed one (package evstoretest does).
 	Clock func() time.Time
+	// ReadOnly opens an existing file without writing anything to it: no
+	// bucket is created, no transaction committed, the file's bytes stay
+	// as they are, and a file the process may only read can be opened.
+	// Several read-only opens may share a file (a shared lock), but not
+	// with a writer. Writes fail with [ErrReadOnly].
+	ReadOnly bool
+	// StoreID is the id a file created by Open gets (UUID text), instead
+	// of a new random one. A restore sets it so the rebuilt log keeps its
+	// identity (replicas know a log by its id). An existing file with
+	// another id is refused with ErrStoreID.
+	StoreID string
 }
 
 func (o Options) withDefaults() Options {
@@ -123,17 +137,31 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := checkTruncated(path); err != nil {
 		return nil, &OpenError{Path: path, Err: err, Hint: "restore it from a backup"}
 	}
+	if opts.StoreID != "" {
+		id, err := uuid.Parse(opts.StoreID)
+		if err != nil {
+			return nil, &format.InvalidError{Field: "Options.StoreID", Value: opts.StoreID, Reason: "is not a UUID"}
+		}
+		opts.StoreID = id.String()
+	}
 	db, err := openBolt(path, &bolt.Options{
+		ReadOnly:     opts.ReadOnly,
 		Timeout:      opts.LockTimeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
 		// A synced freelist costs one page per commit; without it bbolt
 		// walks every page at open, and panics on a damaged page in a
 		// goroutine no caller can recover.
-		NoFreelistSync:  false,
+		NoFreelistSync: false,
+		// Stats reports free pages; a read-only open loads the freelist
+		// only when asked to.
+		PreLoadFreelist: true,
 		InitialMmapSize: opts.InitialMmapSize,
 	})
 	if err != nil {
+		if opts.ReadOnly && errors.Is(err, fs.ErrNotExist) {
+			return nil, &OpenError{Path: path, Err: err, Hint: "check the path: a read-only open never creates a database"}
+		}
 		return nil, openError(path, err)
 	}
 	s := &Store{
@@ -145,8 +173,15 @@ func Open(path string, opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}),
 	}
-	if err := s.update(s.init); err != nil {
+	initTx := s.update
+	if opts.ReadOnly {
+		initTx = s.view
+	}
+	if err := initTx(s.init); err != nil {
 		db.Close()
+		if errors.Is(err, ErrStoreID) {
+			return nil, &OpenError{Path: path, Err: err, Hint: "open another path, or leave Options.StoreID empty"}
+		}
 		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
 			return nil, &OpenError{Path: path, Err: err, Hint: hintNotStore}
 		}
@@ -182,6 +217,9 @@ func openError(path string, err error) error {
 // init creates the buckets of a new file or checks those of an existing one.
 func (s *Store) init(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
+	if meta == nil && !tx.Writable() {
+		return fmt.Errorf("%w: no evstore metadata (a read-only open never creates a database)", ErrNotStore)
+	}
 	if meta == nil {
 		hasOther := false
 		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { hasOther = true; return nil })
@@ -195,7 +233,7 @@ func (s *Store) init(tx *bolt.Tx) error {
 		now := time.Now().UTC()
 		for k, v := range map[string][]byte{
 			string(metaKeyFormat):  binary.BigEndian.AppendUint32(nil, layoutVersion),
-			string(metaKeyID):      []byte(uuid.New().String()),
+			string(metaKeyID):      []byte(cmp.Or(s.opts.StoreID, uuid.New().String())),
 			string(metaKeyCreated): []byte(now.Format(time.RFC3339Nano)),
 		} {
 			if err := meta.Put([]byte(k), v); err != nil {
@@ -210,14 +248,26 @@ func (s *Store) init(tx *bolt.Tx) error {
 	if _, err := uuid.Parse(s.id); err != nil {
 		return fmt.Errorf("%w: store id %q", ErrCorruptStore, s.id)
 	}
+	if s.opts.StoreID != "" && !strings.EqualFold(s.opts.StoreID, s.id) {
+		return fmt.Errorf("%w: the file is store %s, Options.StoreID asks for %s", ErrStoreID, s.id, s.opts.StoreID)
+	}
 	var err error
 	if s.created, err = time.Parse(time.RFC3339Nano, string(meta.Get(metaKeyCreated))); err != nil {
 		return fmt.Errorf("%w: creation time: %v", ErrCorruptStore, err)
 	}
 	for _, name := range [][]byte{bucketLog, bucketVersions, bucketStreams, bucketIdem} {
+		if !tx.Writable() {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: bucket %q is missing", ErrCorruptStore, name)
+			}
+			continue
+		}
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
+	}
+	if err := initKeyAnchors(tx); err != nil {
+		return err
 	}
 	if k, _ := tx.Bucket(bucketLog).Cursor().Last(); k != nil {
 		if len(k) != 8 {

@@ -83,6 +83,9 @@ func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
 	if len(req.Events) == 0 && req.Key == "" {
 		return Receipt{}, nil
 	}
+	if s.opts.ReadOnly {
+		return Receipt{}, ErrReadOnly
+	}
 	if err := ctx.Err(); err != nil {
 		return Receipt{}, err
 	}

@@ -229,6 +229,9 @@ func (g *groupTx) apply(r *request) error {
 		if err := g.idem.Put([]byte(key), rec.appendTo(nil)); err != nil {
 			return fmt.Errorf("store idempotency key: %w", err)
 		}
+		if err := putKeyAnchor(g.idem.Tx(), key, keyAnchor(rec, g.next)); err != nil {
+			return err
+		}
 		g.keys[key] = r
 	}
 	return nil

@@ -18,7 +18,10 @@
 //
 // [Migrate] creates or upgrades the tables (Run and Expand call it too);
 // [Status] reports the lag of a source for `evstore status`; [Metrics] and
-// Options.Progress feed Prometheus and progress bars. The tables and the
+// Options.Progress feed Prometheus and progress bars. Each batch also carries
+// the idempotency keys of the requests whose events it holds, so that
+// [Restore] can rebuild a lost device's log (same store id, events and
+// keys) from which Run then continues the same source. The tables and the
 // frame layout are described in docs/replication.md.
 //
 // # Invariants
@@ -57,4 +60,7 @@
 //     lock until the server notices, about a minute with the keepalives Run
 //     sets (Options.LockWait covers the common case of a quick restart).
 //   - Expand polls every PollInterval; there is no notification.
+//   - Restore from a rows source gives JSON-equal payloads and microsecond
+//     times (what the rows layout stores); from a frames source, byte-exact
+//     records. Events not yet replicated when a device was lost are gone.
 package replicate

@@ -248,6 +248,7 @@ func (r *replicator) archive(ctx context.Context, tx pgx.Tx) (string, error) {
 		"UPDATE " + s + ".events SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".frames SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".expanded SET source = $2 WHERE source = $1",
+		"UPDATE " + s + ".idempotency_keys SET source = $2 WHERE source = $1",
 	} {
 		if _, err := tx.Exec(ctx, q, r.o.Source, name); err != nil {
 			return "", err
@@ -505,6 +506,9 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 		return fmt.Errorf("PostgreSQL went back to position %d (expected %d); resuming from there", pos, first-1)
 	}
 	if err := insert(tx); err != nil {
+		return err
+	}
+	if err := r.shipKeys(ctx, tx, first, last); err != nil {
 		return err
 	}
 	lastID, _ := uuid.Parse(evs[len(evs)-1].ID)

@@ -76,11 +76,22 @@ EXCEPTION WHEN others THEN
 END
 $$;
 `,
+	2: `
+CREATE TABLE S.idempotency_keys (
+	source         text NOT NULL,
+	key            bytea NOT NULL,
+	first_position bigint NOT NULL,
+	last_position  bigint NOT NULL,
+	retries        integer NOT NULL,
+	PRIMARY KEY (source, key)
+);
+COMMENT ON TABLE S.idempotency_keys IS 'evstore: idempotency keys of committed requests, shipped with the batch holding their events (first/last 0: the request appended nothing), so a restored log still recognises a retried request';
+`,
 }
 
 // SchemaVersion is the schema version this evstore writes: the index of the
 // last entry of migrations (a test keeps the two in step).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // lockKey derives a 64-bit advisory lock key. Advisory keys are global to
 // the database, so the schema is part of the key.

@@ -69,6 +69,15 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			projectionsCommand(),
 			expandCommand(),
 			benchCommand(),
+			backupCommand(),
+			verifyCommand(),
+			statsCommand(),
+			streamsCommand(),
+			tailCommand(),
+			exportCommand(),
+			importCommand(),
+			compactCommand(),
+			restoreCommand(),
 		},
 	}
 	// The root action runs only when no subcommand matched.

@@ -1,8 +1,9 @@
 // Package cli is the evstore command line: one file per command
 // (exec.go, read.go, log.go, replicate.go, …), each with its own test, plus
 // the helpers they share — errors.go (exit codes and the mapping of library
-// errors to flag wording), store.go (opening --db), output.go (printing
-// events), args.go (positional arguments).
+// errors to flag wording), store.go (opening --db, read-only for readers),
+// output.go (printing events), args.go (positional arguments), progress.go
+// (progress bars on a terminal, plain lines otherwise).
 //
 // # Basics
 //

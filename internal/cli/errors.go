@@ -59,9 +59,12 @@ var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
 	"set Options.Layout to ", "pass --layout ",
 	"Options.Source", "--source",
+	"Options.Schema", "--schema",
+	"RestoreOptions.Path", "--db",
 	"LayoutFrames", "--layout frames",
 	"the path names an evstore file", "--db names an evstore file",
 	"open another path", "pass another --db",
+	"set BackupOptions.Overwrite", "pass --force",
 )
 
 // inFlagWords rewrites a message from a library in the CLI's terms.

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/evstore/evstore/format"
+	"github.com/evstore/evstore/local"
 
 	"github.com/urfave/cli/v2"
 )
@@ -16,22 +21,57 @@ func logCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "from", Value: 1, Usage: "start at global `POSITION`"},
 			&cli.Uint64Flag{Name: "limit", Usage: "print at most `N` events (0: all)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per event"},
+			&cli.BoolFlag{Name: "skip-damaged", Usage: "go on past damaged records (their positions are reported at the end, exit 1)"},
 			dbFlag(false),
 		},
 		Action: func(c *cli.Context) (err error) {
 			if err := extraArgs(c, 0, "log [--from POSITION] [--limit N] [--json]"); err != nil {
 				return err
 			}
-			store, err := openStore(c, true)
+			store, err := openReadOnly(c)
 			if err != nil {
 				return err
 			}
 			defer closeStore(store, &err)
+			if c.Bool("skip-damaged") {
+				return printSalvaged(c, store)
+			}
 			n, err := printEvents(c, store.ReadAll(c.Uint64("from")), c.Uint64("limit"))
+			if errors.Is(err, format.ErrCorrupt) {
+				return failuref(err, "%v: 'evstore log --skip-damaged' prints the intact events around it; see docs/operations.md", err)
+			}
 			if err == nil && n == 0 && !c.Bool("json") {
 				fmt.Fprintf(c.App.Writer, "no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
 			}
 			return err
 		},
 	}
+}
+
+// printSalvaged prints the intact events of a damaged log and fails at the
+// end, naming the damaged positions.
+func printSalvaged(c *cli.Context, store *cliStore) error {
+	var damaged []string
+	events := func(yield func(format.Event, error) bool) {
+		for ev, err := range store.ReadAllSalvage(c.Uint64("from")) {
+			if err != nil && local.IsDamagedRecord(err) {
+				if len(damaged) < 20 {
+					damaged = append(damaged, fmt.Sprint(err.(*format.CorruptError).Position))
+				} else if len(damaged) == 20 {
+					damaged = append(damaged, "…")
+				}
+				continue
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+	if _, err := printEvents(c, events, c.Uint64("limit")); err != nil {
+		return err
+	}
+	if len(damaged) > 0 {
+		return failuref(local.ErrCorruptStore, "log: damaged records skipped at positions %s: run 'evstore verify' and see docs/operations.md", strings.Join(damaged, ", "))
+	}
+	return nil
 }

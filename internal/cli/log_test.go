@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestLog(t *testing.T) {
@@ -82,4 +84,26 @@ func TestLogMissingDB(t *testing.T) {
 	db := tempDB(t)
 	runCLI(t, "", "--db", db, "log").want(t, 1, nil, []string{"database " + db + " does not exist", "evstore exec"})
 	noFile(t, db)
+}
+
+func TestLogSkipDamaged(t *testing.T) {
+	db := bankDB(t)
+	b, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Update(func(tx *bolt.Tx) error {
+		lb := tx.Bucket([]byte("log"))
+		k := []byte{0, 0, 0, 0, 0, 0, 0, 2}
+		v := append([]byte(nil), lb.Get(k)...)
+		v[len(v)-2] ^= 0x20
+		return lb.Put(k, v)
+	})
+	b.Close()
+	runCLI(t, "", "--db", db, "log").want(t, 1, nil, []string{"corrupt record at position 2", "--skip-damaged"})
+	r := runCLI(t, "", "--db", db, "log", "--skip-damaged")
+	r.want(t, 1, []string{"1  ", "3  ", "5  "}, []string{"damaged records skipped at positions 2"})
+	if strings.Contains(r.stdout, "account-b  v1") {
+		t.Errorf("the damaged record was printed: %s", r.stdout)
+	}
 }

@@ -3,12 +3,10 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/evstore/evstore/format"
@@ -16,52 +14,17 @@ import (
 )
 
 // jsonEvent is the JSON form of an event, shared by every command that
-// prints events. Data is embedded as JSON when it is JSON; otherwise it is
-// a string, with data_encoding saying how to read it.
-type jsonEvent struct {
-	Position     uint64            `json:"position"`
-	Stream       string            `json:"stream"`
-	Version      uint64            `json:"version"`
-	Type         string            `json:"type"`
-	Data         json.RawMessage   `json:"data"`
-	DataEncoding string            `json:"data_encoding,omitempty"` // "utf-8" or "base64" when data is not JSON
-	Metadata     map[string]string `json:"metadata"`                // {} when none
-	ID           string            `json:"id"`
-	Time         time.Time         `json:"time"`
-}
+// prints events: format.Event's own (data embedded as JSON when it is
+// JSON).
+type jsonEvent = format.Event
 
-func toJSONEvent(ev format.Event) jsonEvent {
-	if ev.Metadata == nil {
-		ev.Metadata = map[string]string{}
-	}
-	j := jsonEvent{
-		Position: ev.Position, Stream: ev.Stream, Version: ev.Version, Type: ev.Type,
-		Metadata: ev.Metadata, ID: ev.ID, Time: ev.Time,
-	}
-	switch {
-	case len(ev.Data) == 0:
-		j.Data = json.RawMessage("null")
-		if ev.Data != nil {
-			j.Data, j.DataEncoding = json.RawMessage(`""`), "utf-8"
-		}
-	case json.Valid(ev.Data):
-		j.Data = ev.Data
-	case utf8.Valid(ev.Data):
-		j.Data, _ = json.Marshal(string(ev.Data))
-		j.DataEncoding = "utf-8"
-	default:
-		j.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(ev.Data))
-		j.DataEncoding = "base64"
-	}
-	return j
-}
+func toJSONEvent(ev format.Event) jsonEvent { return ev }
 
 func toJSONEvents(evs []format.Event) []jsonEvent {
-	out := make([]jsonEvent, len(evs)) // [] rather than null when empty
-	for i, ev := range evs {
-		out[i] = toJSONEvent(ev)
+	if evs == nil {
+		return []jsonEvent{} // [] rather than null when empty
 	}
-	return out
+	return evs
 }
 
 // eventLine is the readable one-line form of an event:
@@ -128,11 +91,15 @@ func printEvents(c *cli.Context, events func(func(format.Event, error) bool), li
 	return n, w.Flush()
 }
 
+// writeJSON writes v as one line of JSON. Payload bytes such as "<" are
+// kept as they are, not escaped for HTML.
 func writeJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(b.Bytes())
 	return err
 }

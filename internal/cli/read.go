@@ -32,7 +32,7 @@ func readCommand() *cli.Command {
 			if err := format.ValidateStream(stream); err != nil {
 				return usageErrorf("read: %v", err)
 			}
-			store, err := openStore(c, true)
+			store, err := openReadOnly(c)
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ func runStatus(c *cli.Context) (err error) {
 			return err
 		}
 	}
-	opened, err := openStore(c, true)
+	opened, err := openReadOnly(c)
 	locked := errors.Is(err, local.ErrLocked)
 	var store *local.Store // nil when a running replicator holds it: report PostgreSQL's side only
 	switch {

@@ -90,3 +90,29 @@ func closeStore(store *cliStore, err *error) {
 		*err = failuref(cerr, "closing the database: %v", cerr)
 	}
 }
+
+// openReadOnly opens the existing database named by --db for reading
+// only: nothing is written to it (not even bbolt's bookkeeping), so a
+// reader leaves the file's bytes as they are and works on a file it may
+// not write. Any number of readers may share it, but not with a writer.
+func openReadOnly(c *cli.Context) (*cliStore, error) {
+	path := dbPath(c)
+	info, statErr := os.Stat(path)
+	if errors.Is(statErr, fs.ErrNotExist) {
+		return nil, failuref(statErr, "database %s does not exist: pass --db PATH (or set EVSTORE_DB), or create it by running 'evstore exec'", path)
+	}
+	if statErr == nil && info.Mode().IsRegular() && info.Size() == 0 {
+		return nil, failuref(local.ErrNotStore, "database %s is an empty file, not an evstore database: check --db", path)
+	}
+	store, err := local.Open(path, local.Options{ReadOnly: true})
+	switch {
+	case err == nil:
+		return &cliStore{Store: store, path: path}, nil
+	case errors.Is(err, local.ErrLocked):
+		return nil, failuref(err, "database %s is in use by another process: close it or pass another --db", path)
+	}
+	if _, ok := errors.AsType[*local.OpenError](err); ok {
+		return nil, failuref(err, "%v", err)
+	}
+	return nil, failuref(err, "cannot open database %s: %v", path, err)
+}

@@ -1,0 +1,24 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/evstore/evstore/local"
+)
+
+func TestStreams(t *testing.T) {
+	db := bankDB(t)
+	r := runCLI(t, "", "--db", db, "streams")
+	r.want(t, 0, []string{"account-a  v3  last at position 4", "account-b  v2  last at position 5"}, nil)
+	if n := strings.Count(r.stdout, "\n"); n != 2 {
+		t.Errorf("%d lines: %q", n, r.stdout)
+	}
+	r = runCLI(t, "", "--db", db, "streams", "--prefix", "account-", "--limit", "1", "--json")
+	var si local.StreamInfo
+	if err := json.Unmarshal([]byte(r.stdout), &si); err != nil || si.Stream != "account-a" || si.Version != 3 {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
+	runCLI(t, "", "--db", db, "streams", "--prefix", "zzz").want(t, 0, []string{`no streams start with "zzz"`}, nil)
+}
