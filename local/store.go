@@ -50,6 +50,11 @@ type Options struct {
 	InitialMmapSize int
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
+	// Clock gives the time stamped on the events of each group commit.
+	// Default time.Now: an event's time is its commit time. Tests set it
+	// to get known times; it is called once per group commit, by the
+	// writer goroutine, and its result is stored in UTC.
+	Clock func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -64,6 +69,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	return o
 }
@@ -190,8 +198,16 @@ func (s *Store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	if v := meta.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion {
-		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d)", ErrNotStore, v, layoutVersion)
+	v := meta.Get(metaKeyFormat)
+	if len(v) != 4 || binary.BigEndian.Uint32(v) < minLayoutVersion || binary.BigEndian.Uint32(v) > layoutVersion {
+		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d to %d)", ErrNotStore, v, minLayoutVersion, layoutVersion)
+	}
+	if binary.BigEndian.Uint32(v) != layoutVersion {
+		// Older entries stay as they are; the mark keeps older builds,
+		// which cannot read the newer entries, from opening the file.
+		if err := meta.Put(metaKeyFormat, binary.BigEndian.AppendUint32(nil, layoutVersion)); err != nil {
+			return err
+		}
 	}
 	s.id = string(meta.Get(metaKeyID))
 	if _, err := uuid.Parse(s.id); err != nil {

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,6 +36,28 @@ type Request struct {
 	// Retries is stored with Key so a duplicate reports the first
 	// execution's retry count.
 	Retries int
+	// Fingerprint identifies what the request does (any bytes; a hash of
+	// them is stored with Key). A later request with the same Key and
+	// another Fingerprint fails with ErrKeyReused and writes nothing; one
+	// without a Fingerprint, or a key stored without one, matches any.
+	Fingerprint []byte
+}
+
+// fingerprintOf is the stored form of a request fingerprint: nil for none.
+func fingerprintOf(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return sum[:FingerprintBytes]
+}
+
+// checkFingerprint refuses a request whose key was stored for another one.
+func checkFingerprint(key string, stored, req []byte) error {
+	if stored == nil || req == nil || bytes.Equal(stored, req) {
+		return nil
+	}
+	return &KeyReusedError{Key: key}
 }
 
 // Receipt describes a committed request.

@@ -84,7 +84,7 @@ func (s *Store) commit(group []*request) {
 		return
 	}
 	g := &groupTx{
-		now:    time.Now().UTC(),
+		now:    s.opts.Clock().UTC(),
 		states: make(map[string]*streamState),
 		dirty:  make(map[string]bool),
 		keys:   make(map[string]*request),
@@ -167,12 +167,21 @@ func (g *groupTx) apply(r *request) error {
 		return nil
 	}
 	if key := r.req.Key; key != "" {
+		fp := fingerprintOf(r.req.Fingerprint)
 		if first, ok := g.keys[key]; ok {
-			r.dupOf = first
+			if r.err = checkFingerprint(key, fingerprintOf(first.req.Fingerprint), fp); r.err == nil {
+				r.dupOf = first
+			}
 			return nil
 		}
 		if v := g.idem.Get([]byte(key)); v != nil {
 			rec, err := decodeReceipt(v)
+			if err != nil {
+				err = fmt.Errorf("%w: idempotency key %q: %v", ErrCorruptStore, key, err)
+			}
+			if err == nil {
+				err = checkFingerprint(key, rec.fingerprint, fp)
+			}
 			if err == nil {
 				r.receipt, err = rebuildReceipt(g.log, rec)
 			}
@@ -217,7 +226,7 @@ func (g *groupTx) apply(r *request) error {
 	}
 	r.receipt = Receipt{Events: events, Retries: r.req.Retries}
 	if key := r.req.Key; key != "" {
-		rec := receipt{retries: uint32(r.req.Retries)}
+		rec := receipt{retries: uint32(r.req.Retries), fingerprint: fingerprintOf(r.req.Fingerprint)}
 		if len(events) > 0 {
 			rec.first, rec.last = events[0].Position, events[len(events)-1].Position
 		}
