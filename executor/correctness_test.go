@@ -258,7 +258,7 @@ func (decoding) Handle(_ context.Context, s decodedState) ([]format.EventData, e
 
 type snapDecoding struct{ decoding }
 
-func (snapDecoding) SnapshotKey() string                     { return "decoding" }
+func (snapDecoding) SnapshotKey() string                    { return "decoding" }
 func (snapDecoding) CloneState(s decodedState) decodedState { return s }
 
 func TestTryApplyErrorStopsTheCommand(t *testing.T) {
