@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evstore/evstore/format"
@@ -62,10 +64,14 @@ const (
 
 // Executor runs commands against one store. It is safe for concurrent use.
 type Executor struct {
-	store  *local.Store
-	opts   Options
-	cache  *streamCache
-	states *stateCache
+	store       *local.Store
+	opts        Options
+	cache       *streamCache
+	states      *stateCache
+	locks       *streamLocks
+	seq         atomic.Uint64 // orders queued writes
+	inflight    sync.Map      // idempotency key -> *local.Pending, while queued
+	pointerOnly sync.Map      // reflect.Type -> bool, see checkSnapshotter
 }
 
 // New returns an executor over store.
@@ -89,7 +95,7 @@ func New(store *local.Store, opts Options) *Executor {
 	if opts.CacheStates == 0 {
 		opts.CacheStates = DefaultCacheStates
 	}
-	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates)}
+	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates), locks: newStreamLocks()}
 }
 
 // Store is the store the executor writes to.
@@ -251,9 +257,23 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 	if cfg.maxRetries != nil {
 		maxRetries = *cfg.maxRetries
 	}
+	f := &folder[S]{ex: ex, cmd: cmd, typ: reflect.TypeOf(cmd)}
+	if snap, ok := cmd.(Snapshotter[S]); ok {
+		if ex.states.limit > 0 {
+			f.snap, f.mode = snap, snapWhole
+			if per, ok := cmd.(StreamSnapshotter[S]); ok {
+				f.per, f.mode = per, snapPerStream
+			}
+		}
+	} else if err := ex.checkSnapshotter(f.typ); err != nil {
+		return Result{}, err
+	}
 	declared := cmd.Streams()
 	if cfg.key != "" {
-		cfg.fingerprint = fingerprint(cmd, declared, cfg.fingerprint)
+		cfg.fingerprint = fingerprint(f.typ, declared, cfg.fingerprint)
+		if err := ex.waitInFlight(ctx, cfg.key); err != nil {
+			return Result{}, err
+		}
 		if res, found, err := ex.lookup(cfg.key, cfg.fingerprint); err != nil || found {
 			return res, err
 		}
@@ -268,15 +288,21 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		if err := rs.refresh(ex); err != nil {
+		h, err := ex.locks.acquire(ctx, rs.streams)
+		if err != nil {
 			return Result{}, err
 		}
-		state, err := foldState(ex, cmd, rs)
+		if err := f.refresh(rs, h.queuedOn()); err != nil {
+			h.release()
+			return Result{}, err
+		}
+		state, err := f.fold(rs)
 		var events []format.EventData
 		if err == nil {
 			events, err = cmd.Handle(hctx, state)
 		}
 		if ra, ok := errors.AsType[*ReadAlsoError](err); ok {
+			h.release()
 			err = nil
 			if rounds++; rounds > MaxDiscoveryRounds {
 				err = fmt.Errorf("%w: Handle asked for more streams %d times (last: %v)", ErrDiscoveryLimit, MaxDiscoveryRounds, ra.Streams)
@@ -285,6 +311,9 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 			} else if added == 0 {
 				err = &AlreadyReadError{Streams: ra.Streams}
 			} else {
+				if f.mode == snapWhole {
+					rs.reset() // a state kept for the old read set does not cover the new one
+				}
 				continue
 			}
 		}
@@ -296,10 +325,22 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 				err = &UndeclaredStreamError{Stream: events[i].Stream}
 			}
 		}
-		if err != nil {
-			return ex.refused(ctx, cfg, err)
-		}
-		if len(events) == 0 && cfg.key == "" {
+		if err != nil || len(events) == 0 && cfg.key == "" {
+			h.release()
+			// The decision may rest on queued writes: it stands only if
+			// they commit.
+			if settled, werr := rs.waitQueued(ctx); werr != nil {
+				return Result{}, werr
+			} else if !settled {
+				if retries >= maxRetries {
+					return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, &local.DependencyError{})
+				}
+				retries++
+				continue
+			}
+			if err != nil {
+				return ex.refused(ctx, cfg, err)
+			}
 			return Result{Retries: retries}, nil
 		}
 		for i := range events {
@@ -309,7 +350,22 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 				events[i].Metadata = md
 			}
 		}
-		rec, err := ex.store.Write(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint})
+		seq := ex.seq.Add(1)
+		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: rs.after()})
+		if err != nil {
+			h.release()
+			return Result{}, err
+		}
+		h.queue(&queuedWrite{p: p, seq: seq, events: provisional(events, p.IDs(), rs.versionOf)})
+		if cfg.key != "" {
+			ex.inflight.Store(cfg.key, p)
+		}
+		h.unlock()
+		rec, err := p.Wait()
+		h.release()
+		if cfg.key != "" {
+			ex.inflight.CompareAndDelete(cfg.key, p)
+		}
 		if err == nil {
 			if !rec.Duplicate {
 				ex.cache.extend(rec.Events)
@@ -324,9 +380,27 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 			return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, err)
 		}
 		retries++
+		if _, ok := errors.AsType[*local.DependencyError](err); ok {
+			continue // what it built on failed and is settled: no one to make way for
+		}
 		if err := sleep(ctx, ex.backoff(retries)); err != nil {
 			return Result{}, err
 		}
+	}
+}
+
+// waitInFlight waits for a write of this executor queued under key, so a
+// copy of a request that is being committed gets its Result.
+func (ex *Executor) waitInFlight(ctx context.Context, key string) error {
+	v, ok := ex.inflight.Load(key)
+	if !ok {
+		return nil
+	}
+	select {
+	case <-v.(*local.Pending).Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -353,6 +427,9 @@ func (ex *Executor) refused(ctx context.Context, cfg execConfig, err error) (Res
 	if cfg.key == "" || ctx.Err() != nil {
 		return Result{}, err
 	}
+	if werr := ex.waitInFlight(ctx, cfg.key); werr != nil {
+		return Result{}, err
+	}
 	res, found, lerr := ex.lookup(cfg.key, cfg.fingerprint)
 	switch {
 	case errors.Is(lerr, local.ErrKeyReused):
@@ -365,10 +442,10 @@ func (ex *Executor) refused(ctx context.Context, cfg execConfig, err error) (Res
 
 // fingerprint identifies a command for its idempotency key: its Go type,
 // the streams it declares and what the caller added.
-func fingerprint(cmd any, streams []string, extra []byte) []byte {
+func fingerprint(typ reflect.Type, streams []string, extra []byte) []byte {
 	var b []byte
 	b = append(b, "executor/1\x00"...)
-	b = append(b, typeName(reflect.TypeOf(cmd))...)
+	b = append(b, typeName(typ)...)
 	for _, st := range streams {
 		b = append(b, 0)
 		b = append(b, st...)
@@ -378,6 +455,9 @@ func fingerprint(cmd any, streams []string, extra []byte) []byte {
 }
 
 func typeName(t reflect.Type) string {
+	if t == nil {
+		return "<nil>"
+	}
 	prefix := ""
 	for t.Kind() == reflect.Pointer && t.Name() == "" {
 		prefix += "*"
@@ -387,42 +467,6 @@ func typeName(t reflect.Type) string {
 		return prefix + t.PkgPath() + "." + t.Name()
 	}
 	return prefix + t.String()
-}
-
-// foldState folds the read set into a state: from zero, or for a
-// [Snapshotter] from a copy of the state kept for its key, folding only the
-// events that state does not cover.
-func foldState[S any](ex *Executor, cmd Command[S], rs *readSet) (S, error) {
-	var state S
-	apply := applier(cmd, &state)
-	snap, ok := cmd.(Snapshotter[S])
-	if !ok || ex.states.limit <= 0 {
-		_, err := rs.fold(nil, apply)
-		return state, err
-	}
-	key := snapshotKey(snap.SnapshotKey(), rs.streams)
-	versions := make([]uint64, len(rs.streams))
-	for i := range versions {
-		versions[i] = rs.version(i)
-	}
-	var from []uint64
-	if kept, keptVersions, ok := ex.states.get(key, versions); ok {
-		// Another command type with the same key keeps another type of
-		// state: no use here, but no reason to fail either.
-		if kept, ok := kept.(S); ok {
-			state, from = snap.CloneState(kept), keptVersions
-		}
-	}
-	n, err := rs.fold(from, apply)
-	if err != nil {
-		var zero S
-		return zero, err
-	}
-	if n > 0 || from == nil {
-		// Kept before Handle sees it: Handle may modify its copy.
-		ex.states.put(key, snap.CloneState(state), versions)
-	}
-	return state, nil
 }
 
 // applier is the fold step of cmd into state: TryApply if cmd has it.
@@ -451,102 +495,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// readSet is what one execution has read: per stream, its events so far
-// and the version they reach.
-type readSet struct {
-	streams []string
-	events  [][]format.Event
-}
-
-func (rs *readSet) has(stream string) bool { return slices.Contains(rs.streams, stream) }
-
-// add adds the streams not read yet and says how many there were.
-func (rs *readSet) add(streams []string) (int, error) {
-	n := 0
-	for _, st := range streams {
-		if err := format.ValidateStream(st); err != nil {
-			return n, fmt.Errorf("command streams: %w", err)
-		}
-		if !rs.has(st) {
-			rs.streams = append(rs.streams, st)
-			rs.events = append(rs.events, nil)
-			n++
-		}
-	}
-	return n, nil
-}
-
-func (rs *readSet) version(i int) uint64 { return uint64(len(rs.events[i])) }
-
-// refresh brings every stream up to date from one snapshot, reading only
-// what is past the version already held (or cached).
-func (rs *readSet) refresh(ex *Executor) error {
-	after := make([]uint64, len(rs.streams))
-	for i, st := range rs.streams {
-		if cached := ex.cache.get(st); len(cached) > len(rs.events[i]) {
-			rs.events[i] = cached
-		}
-		after[i] = rs.version(i)
-	}
-	snap, err := ex.store.ReadStreams(rs.streams, after)
-	if err != nil {
-		return fmt.Errorf("read streams: %w", err)
-	}
-	for i, st := range rs.streams {
-		if snap.Versions[i] < after[i] {
-			// Versions only grow and the cache holds only committed events.
-			return fmt.Errorf("read streams: %w: stream %q is at version %d, below the %d already read", local.ErrCorruptStore, st, snap.Versions[i], after[i])
-		}
-		if len(snap.Events[i]) > 0 {
-			rs.events[i] = ex.cache.add(st, rs.events[i], snap.Events[i])
-		}
-	}
-	return nil
-}
-
-func (rs *readSet) expects() []local.Expect {
-	out := make([]local.Expect, len(rs.streams))
-	for i, st := range rs.streams {
-		out[i] = local.Expect{Stream: st, Version: rs.version(i)}
-	}
-	return out
-}
-
-// fold calls fn for every event of every stream past from (nil: from the
-// start) in global position order: each stream is already in order, so this
-// is a k-way merge. It returns how many events it folded, and stops at the
-// first error of fn.
-func (rs *readSet) fold(from []uint64, fn func(format.Event) error) (int, error) {
-	idx := make([]int, len(rs.events))
-	for i := range from {
-		idx[i] = int(from[i])
-	}
-	if len(rs.events) == 1 {
-		for _, e := range rs.events[0][idx[0]:] {
-			if err := fn(e); err != nil {
-				return 0, err
-			}
-		}
-		return len(rs.events[0]) - idx[0], nil
-	}
-	n := 0
-	for {
-		best := -1
-		for i, evs := range rs.events {
-			if idx[i] < len(evs) && (best < 0 || evs[idx[i]].Position < rs.events[best][idx[best]].Position) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return n, nil
-		}
-		if err := fn(rs.events[best][idx[best]]); err != nil {
-			return n, err
-		}
-		idx[best]++
-		n++
 	}
 }

@@ -83,3 +83,15 @@ func (e *KeyReusedError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrKeyReused) hold.
 func (e *KeyReusedError) Unwrap() error { return ErrKeyReused }
+
+// DependencyError rejects a request built on a queued request
+// ([Request.After]) that was not committed. It unwraps to [ErrConflict]:
+// the state it was decided on never came to be.
+type DependencyError struct{}
+
+func (e *DependencyError) Error() string {
+	return "a queued request this one was built on was not committed: " + ErrConflict.Error()
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) hold.
+func (e *DependencyError) Unwrap() error { return ErrConflict }

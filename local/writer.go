@@ -21,6 +21,13 @@ type request struct {
 	receipt Receipt
 	err     error
 	dupOf   *request // same key as an earlier request in this group
+	applied bool     // the writer has decided it (set by the writer only)
+}
+
+// wrote reports whether r committed its own events. Only the writer may
+// call it, for a request it has applied.
+func (r *request) wrote() bool {
+	return r.applied && r.err == nil && r.dupOf == nil && !r.receipt.Duplicate
 }
 
 // writer is the only goroutine that writes to bbolt. It takes everything
@@ -162,8 +169,21 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 // transaction. A returned error aborts the whole group (a bbolt failure); a
 // request-level failure is recorded in r.err instead.
 func (g *groupTx) apply(r *request) error {
+	r.applied = true
 	if err := r.ctx.Err(); err != nil {
 		r.err = err
+		return nil
+	}
+	for _, dep := range r.req.After {
+		if !dep.r.wrote() {
+			r.err = &DependencyError{}
+			break
+		}
+	}
+	// Drop the references: a hot stream's requests would otherwise chain
+	// every earlier one in memory.
+	r.req.After = nil
+	if r.err != nil {
 		return nil
 	}
 	if key := r.req.Key; key != "" {
