@@ -45,8 +45,9 @@ type Options struct {
 	// few large events cannot hold the process's memory. Default 32 MiB.
 	CacheBytes int
 	// CacheStates bounds the folded states kept for commands that
-	// implement [Snapshotter], one per snapshot key and read set. Default
-	// 16384; negative disables it.
+	// implement [Snapshotter], one per command type, snapshot key and read
+	// set (per stream for a [StreamSnapshotter]). Default 16384; negative
+	// disables it.
 	CacheStates int
 }
 
