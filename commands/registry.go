@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,11 +133,24 @@ func define[S any](name, shape, summary string, parse func(args json.RawMessage)
 			if err != nil {
 				return executor.Result{}, err
 			}
-			return executor.Execute(ctx, ex, cmd, opts...)
+			return executor.Execute(ctx, ex, cmd, append(opts, executor.WithFingerprint(requestFingerprint(name, args)))...)
 		},
 		Check: func(args json.RawMessage) error {
 			_, err := parse(args)
 			return err
 		},
 	}
+}
+
+// requestFingerprint is what an idempotency key is stored with: the
+// command's name and its arguments with insignificant whitespace removed,
+// so a client that retries with the same request gets the first result
+// and one that reuses a key for another request gets executor.ErrKeyReused.
+func requestFingerprint(name string, args json.RawMessage) []byte {
+	b := append([]byte(name), 0)
+	var buf bytes.Buffer
+	if json.Compact(&buf, args) == nil {
+		return append(b, buf.Bytes()...)
+	}
+	return append(b, args...)
 }

@@ -112,6 +112,6 @@ func BenchmarkFold(b *testing.B) {
 	var sum uint64
 	b.ReportAllocs()
 	for b.Loop() {
-		rs.fold(nil, func(e format.Event) { sum += e.Version })
+		rs.foldCommitted(func(e format.Event) error { sum += e.Version; return nil })
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evstore/evstore/format"
@@ -47,8 +50,9 @@ type Options struct {
 	// negative disables the cache.
 	CacheBytes int
 	// CacheStates bounds the folded states kept for commands that
-	// implement [Snapshotter], one per snapshot key and read set. Default
-	// 16384; negative disables it.
+	// implement [Snapshotter], one per command type, snapshot key and read
+	// set (per stream for a [StreamSnapshotter]). Default 16384; negative
+	// disables it.
 	CacheStates int
 }
 
@@ -67,16 +71,20 @@ const (
 
 // Executor runs commands against one store. It is safe for concurrent use.
 type Executor struct {
-	store  *local.Store
-	opts   Options
-	cache  *streamCache
-	states *stateCache
+	store       *local.Store
+	opts        Options
+	cache       *streamCache
+	states      *stateCache
+	locks       *streamLocks
+	seq         atomic.Uint64 // orders queued writes
+	inflight    sync.Map      // idempotency key -> *local.Pending, while queued
+	pointerOnly sync.Map      // reflect.Type -> bool, see checkSnapshotter
 }
 
 // New returns an executor over store.
 func New(store *local.Store, opts Options) *Executor {
 	opts = opts.withDefaults()
-	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates)}
+	return &Executor{store: store, opts: opts, cache: newStreamCache(opts.CacheEvents, opts.CacheBytes), states: newStateCache(opts.CacheStates), locks: newStreamLocks()}
 }
 
 // withDefaults applies the one rule of every Options field: zero takes the
@@ -123,14 +131,31 @@ type Result struct {
 type ExecOption func(*execConfig)
 
 type execConfig struct {
-	key      string
-	metadata map[string]string
+	key         string
+	fingerprint []byte
+	metadata    map[string]string
+	maxRetries  *int
 }
 
 // Idempotent makes the execution idempotent under key: running a command
 // with the same key again returns the first Result and appends nothing, also
 // after a restart.
 func Idempotent(key string) ExecOption { return func(c *execConfig) { c.key = key } }
+
+// WithFingerprint adds b to the fingerprint stored with an [Idempotent]
+// key. The fingerprint always holds the command's Go type and the streams
+// it declares; add what else tells one request from another (the registry
+// adds the command's name and arguments). The same key with another
+// fingerprint fails with [ErrKeyReused].
+func WithFingerprint(b []byte) ExecOption {
+	return func(c *execConfig) { c.fingerprint = append(c.fingerprint, b...) }
+}
+
+// WithMaxRetries overrides Options.MaxRetries for one execution; negative
+// means none.
+func WithMaxRetries(n int) ExecOption {
+	return func(c *execConfig) { n := max(n, 0); c.maxRetries = &n }
+}
 
 // WithMetadata merges md into the metadata of every appended event. Keys the
 // command set itself win.
@@ -150,7 +175,71 @@ var (
 	// ErrDiscoveryLimit is returned when Handle keeps asking for more
 	// streams with ReadAlso.
 	ErrDiscoveryLimit = errors.New("too many ReadAlso rounds")
+	// ErrAlreadyRead is returned when Handle asks with ReadAlso only for
+	// streams the command has read already: another round would fold the
+	// same state and ask again.
+	ErrAlreadyRead = errors.New("ReadAlso of streams already read")
+	// ErrKeyReused is returned when an [Idempotent] key comes back with a
+	// different command (see [WithFingerprint]); nothing is written. It is
+	// local.ErrKeyReused, and the error is a *local.KeyReusedError.
+	ErrKeyReused = local.ErrKeyReused
+	// ErrApply is returned when a command's [TryApplier] refuses an event.
+	ErrApply = errors.New("cannot fold event")
 )
+
+// AlreadyReadError names the streams. It unwraps to [ErrAlreadyRead].
+type AlreadyReadError struct{ Streams []string }
+
+func (e *AlreadyReadError) Error() string {
+	return fmt.Sprintf("%v %q: they are folded into the state Handle got (an empty stream folds nothing); check executor.Read(ctx, stream) before asking", ErrAlreadyRead, e.Streams)
+}
+
+// Unwrap makes errors.Is(err, ErrAlreadyRead) hold.
+func (e *AlreadyReadError) Unwrap() error { return ErrAlreadyRead }
+
+// TryApplier is implemented by a [Command] whose fold can fail, for example
+// on an event it cannot decode. The executor then calls TryApply instead of
+// Apply; an error stops the execution, nothing is written, and Execute
+// returns an [ApplyError].
+type TryApplier[S any] interface {
+	TryApply(state *S, ev format.Event) error
+}
+
+// ApplyError is a fold that failed at one event. It unwraps to [ErrApply]
+// and to the command's error.
+type ApplyError struct {
+	Stream   string
+	Version  uint64
+	Position uint64 // 0 for an event that is not committed yet
+	Type     string
+	Err      error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("%v %s of stream %q (version %d, position %d): %v", ErrApply, e.Type, e.Stream, e.Version, e.Position, e.Err)
+}
+
+// Unwrap makes errors.Is hold for ErrApply and for the cause.
+func (e *ApplyError) Unwrap() []error { return []error{ErrApply, e.Err} }
+
+// readSetKey carries what an execution has read into Handle's context.
+type readSetKey struct{}
+
+// Read reports, inside Handle, whether the command has read stream and the
+// version its state covers (0 for an empty or missing stream). It tells a
+// stream that is read but empty from one that is not read yet, so Handle
+// asks for ReadAlso only what it lacks. Outside Handle it returns 0, false.
+func Read(ctx context.Context, stream string) (version uint64, ok bool) {
+	rs, _ := ctx.Value(readSetKey{}).(*readSet)
+	if rs == nil {
+		return 0, false
+	}
+	i := slices.Index(rs.streams, stream)
+	if i < 0 {
+		return 0, false
+	}
+	return rs.version(i), true
+}
 
 // UndeclaredStreamError names the stream. It unwraps to [ErrUndeclaredStream].
 type UndeclaredStreamError struct{ Stream string }
@@ -180,55 +269,119 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.key != "" {
-		rec, found, err := ex.store.LookupKey(cfg.key)
-		if err != nil {
-			return Result{}, fmt.Errorf("look up idempotency key: %w", err)
+	maxRetries := ex.opts.MaxRetries
+	if cfg.maxRetries != nil {
+		maxRetries = *cfg.maxRetries
+	}
+	f := &folder[S]{ex: ex, cmd: cmd, typ: reflect.TypeOf(cmd)}
+	if snap, ok := cmd.(Snapshotter[S]); ok {
+		if ex.states.limit > 0 {
+			f.snap, f.mode = snap, snapWhole
+			if per, ok := cmd.(StreamSnapshotter[S]); ok {
+				f.per, f.mode = per, snapPerStream
+			}
 		}
-		if found {
-			return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries, Duplicate: true}, nil
+	} else if err := ex.checkSnapshotter(f.typ); err != nil {
+		return Result{}, err
+	}
+	declared := cmd.Streams()
+	if cfg.key != "" {
+		cfg.fingerprint = fingerprint(f.typ, declared, cfg.fingerprint)
+		if err := ex.waitInFlight(ctx, cfg.key); err != nil {
+			return Result{}, err
+		}
+		if res, found, err := ex.lookup(cfg.key, cfg.fingerprint); err != nil || found {
+			return res, err
 		}
 	}
 	rs := &readSet{}
-	if err := rs.add(cmd.Streams()); err != nil {
+	if _, err := rs.add(declared); err != nil {
 		return Result{}, err
 	}
+	hctx := context.WithValue(ctx, readSetKey{}, rs)
 	rounds, retries := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		if err := rs.refresh(ex); err != nil {
-			return Result{}, err
-		}
-		state := foldState(ex, cmd, rs)
-		events, err := cmd.Handle(ctx, state)
-		if ra, ok := errors.AsType[*ReadAlsoError](err); ok {
-			if rounds++; rounds > MaxDiscoveryRounds {
-				return Result{}, fmt.Errorf("%w: Handle asked for more streams %d times (last: %v)", ErrDiscoveryLimit, MaxDiscoveryRounds, ra.Streams)
-			}
-			if err := rs.add(ra.Streams); err != nil {
-				return Result{}, err
-			}
-			continue
-		}
+		h, err := ex.locks.acquire(ctx, rs.streams)
 		if err != nil {
 			return Result{}, err
 		}
-		if len(events) == 0 && cfg.key == "" {
+		if err := f.refresh(rs, h.queuedOn()); err != nil {
+			h.release()
+			return Result{}, err
+		}
+		state, err := f.fold(rs)
+		var events []format.EventData
+		if err == nil {
+			events, err = cmd.Handle(hctx, state)
+		}
+		if ra, ok := errors.AsType[*ReadAlsoError](err); ok {
+			h.release()
+			err = nil
+			if rounds++; rounds > MaxDiscoveryRounds {
+				err = fmt.Errorf("%w: Handle asked for more streams %d times (last: %v)", ErrDiscoveryLimit, MaxDiscoveryRounds, ra.Streams)
+			} else if added, aerr := rs.add(ra.Streams); aerr != nil {
+				err = aerr
+			} else if added == 0 {
+				err = &AlreadyReadError{Streams: ra.Streams}
+			} else {
+				if f.mode == snapWhole {
+					rs.reset() // a state kept for the old read set does not cover the new one
+				}
+				continue
+			}
+		}
+		for i := range events {
+			if err != nil {
+				break
+			}
+			if !rs.has(events[i].Stream) {
+				err = &UndeclaredStreamError{Stream: events[i].Stream}
+			}
+		}
+		if err != nil || len(events) == 0 && cfg.key == "" {
+			h.release()
+			// The decision may rest on queued writes: it stands only if
+			// they commit.
+			if settled, werr := rs.waitQueued(ctx); werr != nil {
+				return Result{}, werr
+			} else if !settled {
+				if retries >= maxRetries {
+					return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, &local.DependencyError{})
+				}
+				retries++
+				continue
+			}
+			if err != nil {
+				return ex.refused(ctx, cfg, err)
+			}
 			return Result{Retries: retries}, nil
 		}
 		for i := range events {
-			if !rs.has(events[i].Stream) {
-				return Result{}, &UndeclaredStreamError{Stream: events[i].Stream}
-			}
 			if cfg.metadata != nil {
 				md := maps.Clone(cfg.metadata)
 				maps.Copy(md, events[i].Metadata)
 				events[i].Metadata = md
 			}
 		}
-		rec, err := ex.store.Write(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries})
+		seq := ex.seq.Add(1)
+		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: rs.after()})
+		if err != nil {
+			h.release()
+			return Result{}, err
+		}
+		h.queue(&queuedWrite{p: p, seq: seq, events: provisional(events, p.IDs(), rs.versionOf)})
+		if cfg.key != "" {
+			ex.inflight.Store(cfg.key, p)
+		}
+		h.unlock()
+		rec, err := p.Wait()
+		h.release()
+		if cfg.key != "" {
+			ex.inflight.CompareAndDelete(cfg.key, p)
+		}
 		if err == nil {
 			if !rec.Duplicate {
 				ex.cache.extend(rec.Events)
@@ -239,137 +392,114 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		if !errors.Is(err, local.ErrConflict) {
 			return Result{}, err
 		}
-		if retries >= ex.opts.MaxRetries {
+		if retries >= maxRetries {
 			return Result{}, fmt.Errorf("gave up after %d retries: %w", retries, err)
 		}
 		retries++
+		if _, ok := errors.AsType[*local.DependencyError](err); ok {
+			continue // what it built on failed and is settled: no one to make way for
+		}
 		if err := backoff.Sleep(ctx, ex.backoff(retries)); err != nil {
 			return Result{}, err
 		}
 	}
 }
 
-// foldState folds the read set into a state: from zero, or for a
-// [Snapshotter] from a copy of the state kept for its key, folding only the
-// events that state does not cover.
-func foldState[S any](ex *Executor, cmd Command[S], rs *readSet) S {
-	var state S
-	snap, ok := cmd.(Snapshotter[S])
-	if !ok || ex.states.limit <= 0 {
-		rs.fold(nil, func(e format.Event) { cmd.Apply(&state, e) })
-		return state
+// waitInFlight waits for a write of this executor queued under key, so a
+// copy of a request that is being committed gets its Result.
+func (ex *Executor) waitInFlight(ctx context.Context, key string) error {
+	v, ok := ex.inflight.Load(key)
+	if !ok {
+		return nil
 	}
-	key := snapshotKey(snap.SnapshotKey(), rs.streams)
-	versions := make([]uint64, len(rs.streams))
-	for i := range versions {
-		versions[i] = rs.version(i)
+	select {
+	case <-v.(*local.Pending).Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	var from []uint64
-	if kept, keptVersions, ok := ex.states.get(key, versions); ok {
-		// Another command type with the same key keeps another type of
-		// state: no use here, but no reason to fail either.
-		if kept, ok := kept.(S); ok {
-			state, from = snap.CloneState(kept), keptVersions
+}
+
+// lookup returns the first Result of an idempotency key, if it was used.
+func (ex *Executor) lookup(key string, fp []byte) (Result, bool, error) {
+	rec, found, err := ex.store.LookupRequest(key, fp)
+	switch {
+	case errors.Is(err, local.ErrKeyReused):
+		return Result{}, false, err
+	case err != nil:
+		return Result{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	case !found:
+		return Result{}, false, nil
+	}
+	return Result{Position: rec.Last(), Events: rec.Events, Retries: rec.Retries, Duplicate: true}, true, nil
+}
+
+// refused answers an execution that decided not to write (Handle or the
+// fold failed). With an idempotency key the same request may have been
+// committed since the key was first looked up; its state then made this
+// one fail ("already done"), and the caller must get the first Result, not
+// the error.
+func (ex *Executor) refused(ctx context.Context, cfg execConfig, err error) (Result, error) {
+	if cfg.key == "" || ctx.Err() != nil {
+		return Result{}, err
+	}
+	if werr := ex.waitInFlight(ctx, cfg.key); werr != nil {
+		return Result{}, err
+	}
+	res, found, lerr := ex.lookup(cfg.key, cfg.fingerprint)
+	switch {
+	case errors.Is(lerr, local.ErrKeyReused):
+		return Result{}, lerr
+	case found:
+		return res, nil
+	}
+	return Result{}, err
+}
+
+// fingerprint identifies a command for its idempotency key: its Go type,
+// the streams it declares and what the caller added.
+func fingerprint(typ reflect.Type, streams []string, extra []byte) []byte {
+	var b []byte
+	b = append(b, "executor/1\x00"...)
+	b = append(b, typeName(typ)...)
+	for _, st := range streams {
+		b = append(b, 0)
+		b = append(b, st...)
+	}
+	b = append(b, 1)
+	return append(b, extra...)
+}
+
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "<nil>"
+	}
+	prefix := ""
+	for t.Kind() == reflect.Pointer && t.Name() == "" {
+		prefix += "*"
+		t = t.Elem()
+	}
+	if t.PkgPath() != "" {
+		return prefix + t.PkgPath() + "." + t.Name()
+	}
+	return prefix + t.String()
+}
+
+// applier is the fold step of cmd into state: TryApply if cmd has it.
+func applier[S any](cmd Command[S], state *S) func(format.Event) error {
+	if ta, ok := cmd.(TryApplier[S]); ok {
+		return func(ev format.Event) error {
+			if err := ta.TryApply(state, ev); err != nil {
+				return &ApplyError{Stream: ev.Stream, Version: ev.Version, Position: ev.Position, Type: ev.Type, Err: err}
+			}
+			return nil
 		}
 	}
-	if rs.fold(from, func(e format.Event) { cmd.Apply(&state, e) }) > 0 || from == nil {
-		// Kept before Handle sees it: Handle may modify its copy.
-		ex.states.put(key, snap.CloneState(state), versions)
-	}
-	return state
+	return func(ev format.Event) error { cmd.Apply(state, ev); return nil }
 }
 
 // backoff is the wait before a retry: full jitter, so commands that
 // collided spread out instead of colliding again in step.
 func (ex *Executor) backoff(retry int) time.Duration {
 	return backoff.Policy{Min: ex.opts.BaseBackoff, Max: ex.opts.MaxBackoff, Jitter: 1}.Wait(retry)
-}
-
-// readSet is what one execution has read: per stream, its events so far
-// and the version they reach.
-type readSet struct {
-	streams []string
-	events  [][]format.Event
-}
-
-func (rs *readSet) has(stream string) bool { return slices.Contains(rs.streams, stream) }
-
-func (rs *readSet) add(streams []string) error {
-	for _, st := range streams {
-		if err := format.ValidateStream(st); err != nil {
-			return fmt.Errorf("command streams: %w", err)
-		}
-		if !rs.has(st) {
-			rs.streams = append(rs.streams, st)
-			rs.events = append(rs.events, nil)
-		}
-	}
-	return nil
-}
-
-func (rs *readSet) version(i int) uint64 { return uint64(len(rs.events[i])) }
-
-// refresh brings every stream up to date from one snapshot, reading only
-// what is past the version already held (or cached).
-func (rs *readSet) refresh(ex *Executor) error {
-	after := make([]uint64, len(rs.streams))
-	for i, st := range rs.streams {
-		if cached := ex.cache.get(st); len(cached) > len(rs.events[i]) {
-			rs.events[i] = cached
-		}
-		after[i] = rs.version(i)
-	}
-	snap, err := ex.store.ReadStreams(rs.streams, after)
-	if err != nil {
-		return fmt.Errorf("read streams: %w", err)
-	}
-	for i, st := range rs.streams {
-		if snap.Versions[i] < after[i] {
-			// Versions only grow and the cache holds only committed events.
-			return fmt.Errorf("read streams: %w: stream %q is at version %d, below the %d already read", local.ErrCorruptStore, st, snap.Versions[i], after[i])
-		}
-		if len(snap.Events[i]) > 0 {
-			rs.events[i] = ex.cache.add(st, rs.events[i], snap.Events[i])
-		}
-	}
-	return nil
-}
-
-func (rs *readSet) expects() []local.Expect {
-	out := make([]local.Expect, len(rs.streams))
-	for i, st := range rs.streams {
-		out[i] = local.Expect{Stream: st, Version: rs.version(i)}
-	}
-	return out
-}
-
-// fold calls fn for every event of every stream past from (nil: from the
-// start) in global position order: each stream is already in order, so this
-// is a k-way merge. It returns how many events it folded.
-func (rs *readSet) fold(from []uint64, fn func(format.Event)) int {
-	idx := make([]int, len(rs.events))
-	for i := range from {
-		idx[i] = int(from[i])
-	}
-	if len(rs.events) == 1 {
-		for _, e := range rs.events[0][idx[0]:] {
-			fn(e)
-		}
-		return len(rs.events[0]) - idx[0]
-	}
-	n := 0
-	for {
-		best := -1
-		for i, evs := range rs.events {
-			if idx[i] < len(evs) && (best < 0 || evs[idx[i]].Position < rs.events[best][idx[best]].Position) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return n
-		}
-		fn(rs.events[best][idx[best]])
-		idx[best]++
-		n++
-	}
 }

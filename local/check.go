@@ -164,8 +164,8 @@ func (c *checker) meta() {
 		c.rep.add(Problem{Area: "meta", Reason: "the bucket is missing"})
 		return
 	}
-	if v := m.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion {
-		c.rep.add(Problem{Area: "meta", Reason: fmt.Sprintf("layout version %x, want %d", v, layoutVersion)})
+	if v := m.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) < minLayoutVersion || binary.BigEndian.Uint32(v) > layoutVersion {
+		c.rep.add(Problem{Area: "meta", Reason: fmt.Sprintf("layout version %x, want %d to %d", v, minLayoutVersion, layoutVersion)})
 	}
 	if _, err := uuid.Parse(string(m.Get(metaKeyID))); err != nil {
 		c.rep.add(Problem{Area: "meta", Reason: fmt.Sprintf("store id %q is not a UUID", m.Get(metaKeyID))})

@@ -20,6 +20,14 @@
 // records. Options.ReadOnly opens a file without writing anything to it;
 // Options.StoreID gives a new file a known id (a restore).
 //
+// [Store.Enqueue] queues a request without waiting for it; requests are
+// committed in the order their Enqueue returned, and [Request.After] makes
+// a request depend on earlier queued ones (it is rejected unless they
+// committed), which lets the executor build commands on writes that are not
+// durable yet. An idempotency key is stored with a fingerprint of its
+// request; the key coming back with another request fails with
+// [ErrKeyReused].
+//
 // All writes go through one writer goroutine that groups whatever is queued
 // into one bbolt transaction and one fsync (group commit). Each request in a
 // group is checked on its own, against the versions bucket and against the
@@ -56,6 +64,8 @@
 //     for speed; the file stays consistent.
 //   - A cancelled context stops a request only if the writer has not picked
 //     it up yet; after that the commit completes and is reported.
+//   - An event's time is its group commit's time from Options.Clock
+//     (time.Now by default), not the time it was requested.
 //   - The file never shrinks: deleted space is reused but not returned. CompactFile
 //     writes a copy without free pages.
 //   - Import runs beside the writer (bbolt orders their transactions) but is

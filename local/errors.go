@@ -19,6 +19,9 @@ var (
 	// ErrNotStore is returned by [Open] for a file that is not an evstore
 	// database (or whose bbolt structure is damaged).
 	ErrNotStore = errors.New("not an evstore database")
+	// ErrKeyReused is returned when an idempotency key comes back with a
+	// request other than the one it was first committed with.
+	ErrKeyReused = errors.New("idempotency key already used by a different request")
 	// ErrCorruptStore is returned when the store's own structures (not a
 	// single record) are damaged.
 	ErrCorruptStore = errors.New("store structure is corrupt")
@@ -76,3 +79,25 @@ func (e *OpenError) Error() string {
 }
 
 func (e *OpenError) Unwrap() error { return e.Err }
+
+// KeyReusedError names the idempotency key. It unwraps to [ErrKeyReused].
+type KeyReusedError struct{ Key string }
+
+func (e *KeyReusedError) Error() string {
+	return fmt.Sprintf("key %q: %v; nothing was written: give each distinct request its own key", e.Key, ErrKeyReused)
+}
+
+// Unwrap makes errors.Is(err, ErrKeyReused) hold.
+func (e *KeyReusedError) Unwrap() error { return ErrKeyReused }
+
+// DependencyError rejects a request built on a queued request
+// ([Request.After]) that was not committed. It unwraps to [ErrConflict]:
+// the state it was decided on never came to be.
+type DependencyError struct{}
+
+func (e *DependencyError) Error() string {
+	return "a queued request this one was built on was not committed: " + ErrConflict.Error()
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) hold.
+func (e *DependencyError) Unwrap() error { return ErrConflict }

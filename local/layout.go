@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,8 +22,17 @@ var (
 	metaKeyCreated = []byte("created")  // RFC 3339 UTC
 )
 
-// layoutVersion is bumped on any incompatible change to the buckets.
-const layoutVersion = 1
+// layoutVersion is bumped on any incompatible change to the buckets. Open
+// reads every version from minLayoutVersion on and upgrades the file's
+// record of it to layoutVersion, so an older build refuses the file with a
+// clear message instead of misreading what this build writes.
+//
+// Version 2 added the fingerprint to idempotency entries; version 1 entries
+// (no fingerprint) stay readable and match any request.
+const (
+	layoutVersion    = 2
+	minLayoutVersion = 1
+)
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -54,21 +64,36 @@ func (st streamState) appendTo(dst []byte) []byte {
 }
 
 // receipt is an idempotency-bucket value: the positions a keyed request
-// appended (0, 0 when it appended nothing) and its retry count.
+// appended (0, 0 when it appended nothing), its retry count and the
+// fingerprint of the request (absent in entries written by layout 1).
 type receipt struct {
 	first, last uint64
 	retries     uint32
+	fingerprint []byte // nil or FingerprintBytes long
 }
+
+// FingerprintBytes is the length of a request fingerprint as stored.
+const FingerprintBytes = 16
+
+const receiptBytesV1 = 20
 
 func (r receipt) appendTo(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, r.first)
 	dst = binary.BigEndian.AppendUint64(dst, r.last)
-	return binary.BigEndian.AppendUint32(dst, r.retries)
+	dst = binary.BigEndian.AppendUint32(dst, r.retries)
+	return append(dst, r.fingerprint...)
 }
 
 func decodeReceipt(b []byte) (receipt, error) {
-	if len(b) != 20 {
-		return receipt{}, fmt.Errorf("idempotency entry is %d bytes, want 20", len(b))
+	if len(b) != receiptBytesV1 && len(b) != receiptBytesV1+FingerprintBytes {
+		return receipt{}, fmt.Errorf("idempotency entry is %d bytes, want %d or %d", len(b), receiptBytesV1, receiptBytesV1+FingerprintBytes)
 	}
-	return receipt{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint32(b[16:])}, nil
+	r := receipt{first: binary.BigEndian.Uint64(b), last: binary.BigEndian.Uint64(b[8:]), retries: binary.BigEndian.Uint32(b[16:])}
+	if len(b) > receiptBytesV1 {
+		r.fingerprint = bytes.Clone(b[receiptBytesV1:])
+	}
+	if r.first > r.last || (r.first == 0) != (r.last == 0) {
+		return receipt{}, fmt.Errorf("idempotency entry spans positions %d to %d", r.first, r.last)
+	}
+	return r, nil
 }

@@ -241,6 +241,14 @@ func (s *Store) ReadStreams(streams []string, after []uint64) (ReadSet, error) {
 
 // LookupKey returns the receipt stored for an idempotency key, if any.
 func (s *Store) LookupKey(key string) (Receipt, bool, error) {
+	return s.LookupRequest(key, nil)
+}
+
+// LookupRequest is [Store.LookupKey] for a request with the given
+// fingerprint (see [Request]): a key stored for another request fails with
+// a [KeyReusedError].
+func (s *Store) LookupRequest(key string, fingerprint []byte) (Receipt, bool, error) {
+	fp := fingerprintOf(fingerprint)
 	var out Receipt
 	var found bool
 	err := s.view(func(tx *bolt.Tx) error {
@@ -251,6 +259,9 @@ func (s *Store) LookupKey(key string) (Receipt, bool, error) {
 		rec, err := decodeReceipt(v)
 		if err != nil {
 			return fmt.Errorf("%w: idempotency key %q: %v", ErrCorruptStore, key, err)
+		}
+		if err := checkFingerprint(key, rec.fingerprint, fp); err != nil {
+			return err
 		}
 		found = true
 		out, err = rebuildReceipt(tx.Bucket(bucketLog), rec)

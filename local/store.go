@@ -53,8 +53,10 @@ type Options struct {
 	InitialMmapSize int
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
-	// Clock gives the time stamped on committed events. Default: the
-	// system clock. Tests set a fixed one (package evstoretest does).
+	// Clock gives the time stamped on the events of each group commit.
+	// Default time.Now: an event's time is its commit time. Tests set it
+	// to get known times; it is called once per group commit, by the
+	// writer goroutine, and its result is stored in UTC.
 	Clock func() time.Time
 	// ReadOnly opens an existing file without writing anything to it: no
 	// bucket is created, no transaction committed, the file's bytes stay
@@ -81,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	return o
 }
@@ -241,8 +246,17 @@ func (s *Store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	if v := meta.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion {
-		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d)", ErrNotStore, v, layoutVersion)
+	v := meta.Get(metaKeyFormat)
+	if len(v) != 4 || binary.BigEndian.Uint32(v) < minLayoutVersion || binary.BigEndian.Uint32(v) > layoutVersion {
+		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d to %d)", ErrNotStore, v, minLayoutVersion, layoutVersion)
+	}
+	if binary.BigEndian.Uint32(v) != layoutVersion && tx.Writable() {
+		// Older entries stay as they are; the mark keeps older builds,
+		// which cannot read the newer entries, from opening the file. A
+		// read-only open reads an older layout as it is.
+		if err := meta.Put(metaKeyFormat, binary.BigEndian.AppendUint32(nil, layoutVersion)); err != nil {
+			return err
+		}
 	}
 	s.id = string(meta.Get(metaKeyID))
 	if _, err := uuid.Parse(s.id); err != nil {

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,6 +36,35 @@ type Request struct {
 	// Retries is stored with Key so a duplicate reports the first
 	// execution's retry count.
 	Retries int
+	// After lists queued requests this one was built on (a command that
+	// folded their events before they were durable). If any of them was
+	// not committed with its own events (rejected, cancelled, or a
+	// duplicate of an earlier key), this request is rejected with a
+	// DependencyError, which matches ErrConflict. They must have been
+	// queued before this one (Enqueue returned).
+	After []*Pending
+	// Fingerprint identifies what the request does (any bytes; a hash of
+	// them is stored with Key). A later request with the same Key and
+	// another Fingerprint fails with ErrKeyReused and writes nothing; one
+	// without a Fingerprint, or a key stored without one, matches any.
+	Fingerprint []byte
+}
+
+// fingerprintOf is the stored form of a request fingerprint: nil for none.
+func fingerprintOf(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return sum[:FingerprintBytes]
+}
+
+// checkFingerprint refuses a request whose key was stored for another one.
+func checkFingerprint(key string, stored, req []byte) error {
+	if stored == nil || req == nil || bytes.Equal(stored, req) {
+		return nil
+	}
+	return &KeyReusedError{Key: key}
 }
 
 // Receipt describes a committed request.
@@ -77,17 +107,48 @@ func (s *Store) Append(ctx context.Context, events []format.EventData, expect ..
 // is written. Once picked up, the commit goes ahead and Write waits for it
 // (a few milliseconds at most) so the answer is never ambiguous.
 func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
-	if err := s.validate(&req); err != nil {
+	p, err := s.Enqueue(ctx, req)
+	if err != nil {
 		return Receipt{}, err
+	}
+	return p.Wait()
+}
+
+// Pending is a request queued for the writer by [Store.Enqueue].
+type Pending struct{ r *request }
+
+// Done is closed once the request is answered.
+func (p *Pending) Done() <-chan struct{} { return p.r.done }
+
+// Wait waits for the answer: what [Store.Write] returns. The Receipt's
+// events must not be modified; it is the same for every call.
+func (p *Pending) Wait() (Receipt, error) {
+	<-p.r.done
+	return p.r.receipt, p.r.err
+}
+
+// IDs are the ids the request's events get, in order.
+func (p *Pending) IDs() []string { return p.r.ids }
+
+// Enqueue queues req for the writer and returns without waiting for the
+// commit. Requests are committed (or rejected) in the order their Enqueue
+// calls returned, which lets a caller that orders its own requests build
+// one on another ([Request.After]). A nil request with nothing to do comes
+// back already answered.
+func (s *Store) Enqueue(ctx context.Context, req Request) (*Pending, error) {
+	if err := s.validate(&req); err != nil {
+		return nil, err
 	}
 	if len(req.Events) == 0 && req.Key == "" {
-		return Receipt{}, nil
+		r := &request{done: make(chan struct{}), applied: true}
+		close(r.done)
+		return &Pending{r}, nil
 	}
 	if s.opts.ReadOnly {
-		return Receipt{}, ErrReadOnly
+		return nil, ErrReadOnly
 	}
 	if err := ctx.Err(); err != nil {
-		return Receipt{}, err
+		return nil, err
 	}
 	r := &request{ctx: ctx, req: req, done: make(chan struct{})}
 	// Ids are made and formatted here, not by the writer: the writer is one
@@ -96,27 +157,26 @@ func (s *Store) Write(ctx context.Context, req Request) (Receipt, error) {
 	for i := range r.ids {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return Receipt{}, fmt.Errorf("make event id: %w", err)
+			return nil, fmt.Errorf("make event id: %w", err)
 		}
 		r.ids[i] = id.String()
 	}
 	if err := s.failure(); err != nil {
-		return Receipt{}, err
+		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return Receipt{}, ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done(): // the queue is full and the caller gave up: nothing written
 		s.mu.RUnlock()
-		return Receipt{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 	s.mu.RUnlock()
-	<-r.done
-	return r.receipt, r.err
+	return &Pending{r}, nil
 }
 
 func (s *Store) validate(req *Request) error {

@@ -22,7 +22,14 @@ type request struct {
 	err     error
 	dupOf   *request // same key as an earlier request in this group
 
-	space *spaceOp // a key-space update instead of events (space.go)
+	space   *spaceOp // a key-space update instead of events (space.go)
+	applied bool     // the writer has decided it (set by the writer only)
+}
+
+// wrote reports whether r committed its own events. Only the writer may
+// call it, for a request it has applied.
+func (r *request) wrote() bool {
+	return r.applied && r.err == nil && r.dupOf == nil && !r.receipt.Duplicate
 }
 
 // writer is the only goroutine that writes to bbolt. It takes everything
@@ -86,7 +93,7 @@ func (s *Store) commit(group []*request) {
 		return
 	}
 	g := &groupTx{
-		now:    s.now(),
+		now:    s.opts.Clock().UTC(),
 		states: make(map[string]*streamState),
 		dirty:  make(map[string]bool),
 		keys:   make(map[string]*request),
@@ -164,6 +171,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 // transaction. A returned error aborts the whole group (a bbolt failure); a
 // request-level failure is recorded in r.err instead.
 func (g *groupTx) apply(r *request) error {
+	r.applied = true
 	if err := r.ctx.Err(); err != nil {
 		r.err = err
 		return nil
@@ -171,13 +179,34 @@ func (g *groupTx) apply(r *request) error {
 	if r.space != nil {
 		return g.applySpace(r)
 	}
+	for _, dep := range r.req.After {
+		if !dep.r.wrote() {
+			r.err = &DependencyError{}
+			break
+		}
+	}
+	// Drop the references: a hot stream's requests would otherwise chain
+	// every earlier one in memory.
+	r.req.After = nil
+	if r.err != nil {
+		return nil
+	}
 	if key := r.req.Key; key != "" {
+		fp := fingerprintOf(r.req.Fingerprint)
 		if first, ok := g.keys[key]; ok {
-			r.dupOf = first
+			if r.err = checkFingerprint(key, fingerprintOf(first.req.Fingerprint), fp); r.err == nil {
+				r.dupOf = first
+			}
 			return nil
 		}
 		if v := g.idem.Get([]byte(key)); v != nil {
 			rec, err := decodeReceipt(v)
+			if err != nil {
+				err = fmt.Errorf("%w: idempotency key %q: %v", ErrCorruptStore, key, err)
+			}
+			if err == nil {
+				err = checkFingerprint(key, rec.fingerprint, fp)
+			}
 			if err == nil {
 				r.receipt, err = rebuildReceipt(g.log, rec)
 			}
@@ -222,7 +251,7 @@ func (g *groupTx) apply(r *request) error {
 	}
 	r.receipt = Receipt{Events: events, Retries: r.req.Retries}
 	if key := r.req.Key; key != "" {
-		rec := receipt{retries: uint32(r.req.Retries)}
+		rec := receipt{retries: uint32(r.req.Retries), fingerprint: fingerprintOf(r.req.Fingerprint)}
 		if len(events) > 0 {
 			rec.first, rec.last = events[0].Position, events[len(events)-1].Position
 		}

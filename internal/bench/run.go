@@ -42,7 +42,7 @@ type Config struct {
 // Workloads lists the workloads in the order a full run executes them.
 var Workloads = []string{
 	"seed-single", "seed-multi", "seed-batch", "deposit", "transfer",
-	"contention", "read", "projection", "replicate-rows", "replicate-frames",
+	"contention", "checkout", "checkout-hot", "growth", "read", "projection", "replicate-rows", "replicate-frames",
 }
 
 // Result is one row of the table.
@@ -301,6 +301,10 @@ func runWorkload(ctx context.Context, env *workloadEnv, pg *pgBaseline, w string
 		}
 	case "contention":
 		err = run("evstore", func() ([]Result, error) { return contention(ctx, env) })
+	case "checkout", "checkout-hot":
+		err = run("evstore", func() ([]Result, error) { return checkoutWorkload(ctx, env, w, w == "checkout-hot") })
+	case "growth":
+		err = run("evstore", func() ([]Result, error) { return growth(ctx, env) })
 	case "read":
 		err = run("evstore", func() ([]Result, error) { return readWorkload(ctx, env) })
 	case "projection":

@@ -40,11 +40,16 @@ func TestBenchSmoke(t *testing.T) {
 		if r.Events == 0 || r.EventsPerSec <= 0 || r.PeakRSSMiB <= 0 {
 			t.Errorf("%s (%s): no events or no RSS: %+v", r.Workload, r.Store, r)
 		}
-		if r.Workload == "contention" && (r.Errors != 0 || r.Extra["final_count"] != r.Extra["expected"]) {
+		if r.Workload == "contention" && (r.Errors != 0 || r.Retries != 0 || r.Extra["final_count"] != r.Extra["expected"]) {
 			t.Errorf("contention: %+v", r)
 		}
+		if strings.HasPrefix(r.Workload, "checkout") || strings.HasPrefix(r.Workload, "growth") {
+			if r.Errors != 0 || r.Retries != 0 {
+				t.Errorf("%s: %+v", r.Workload, r)
+			}
+		}
 	}
-	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "read-stream", "read-scan", "projection", "projection-unique", "projection-live", "replicate-rows", "replicate-frames"} {
+	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "checkout", "checkout-hot", "growth-restock-10", "growth-checkout-500", "read-stream", "read-scan", "projection", "projection-unique", "projection-live", "replicate-rows", "replicate-frames"} {
 		if !seen[w] {
 			t.Errorf("no row for %s", w)
 		}

@@ -168,6 +168,8 @@ func commandError(name string, err error) error {
 		return &cliError{code: exitUsage, err: err, msg: fmt.Sprintf("%v: nothing was written", err)}
 	case errors.Is(err, context.Canceled):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s interrupted: nothing was written", name)}
+	case errors.Is(err, executor.ErrKeyReused):
+		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s refused, nothing was written: %v", name, err)}
 	case errors.Is(err, local.ErrConflict):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s failed, nothing was written: %v: read the stream and retry against its current version", name, err)}
 	}

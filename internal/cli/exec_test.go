@@ -105,6 +105,23 @@ func TestExecNothingAppended(t *testing.T) {
 	}
 }
 
+func TestExecKeyReusedByAnotherCommand(t *testing.T) {
+	db := tempDB(t)
+	runCLI(t, "", "--db", db, "exec", "--key", "k1", "counter.increment", `{"counter":"c"}`).want(t, 0, nil, nil)
+	for _, args := range [][]string{
+		{"append", `{"stream":"s","type":"T","data":{}}`},
+		{"counter.increment", `{"counter":"d"}`},
+	} {
+		r := runCLI(t, "", append([]string{"--db", db, "exec", "--key", "k1"}, args...)...)
+		r.want(t, 1, nil, []string{`key "k1"`, "already used by a different request", "nothing was written"})
+	}
+	// The same request with other spacing is a replay.
+	runCLI(t, "", "--db", db, "exec", "--key", "k1", "counter.increment", `{ "counter": "c" }`).want(t, 0, []string{`key "k1" already used`}, nil)
+	if head(t, db) != 1 {
+		t.Error("a reused key appended")
+	}
+}
+
 func TestExecJSON(t *testing.T) {
 	db := tempDB(t)
 	mustExec(t, db, [2]string{"bank.open", `{"account":"a","owner":"A"}`}, [2]string{"bank.open", `{"account":"b","owner":"B"}`},
