@@ -19,6 +19,9 @@ var (
 	// ErrNotStore is returned by [Open] for a file that is not an evstore
 	// database (or whose bbolt structure is damaged).
 	ErrNotStore = errors.New("not an evstore database")
+	// ErrNewerLayout is returned by [Open] for a database written by a newer
+	// evstore, in a layout this build cannot read.
+	ErrNewerLayout = errors.New("the database was written by a newer version of evstore")
 	// ErrCorruptStore is returned when the store's own structures (not a
 	// single record) are damaged.
 	ErrCorruptStore = errors.New("store structure is corrupt")

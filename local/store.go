@@ -50,6 +50,8 @@ type Options struct {
 	InitialMmapSize int
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
+
+	lockBusy func() // tests: called each time the lock is found taken
 }
 
 func (o Options) withDefaults() Options {
@@ -107,6 +109,11 @@ func (s *Store) failure() error {
 // Open opens or creates the log at path.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	// Before anything opens it: opening a FIFO for reading blocks until a
+	// writer comes, and a device or a directory is never a database.
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	if err := checkTruncated(path); err != nil {
 		return nil, &OpenError{Path: path, Err: err, Hint: "restore it from a backup"}
 	}
@@ -119,6 +126,7 @@ func Open(path string, opts Options) (*Store, error) {
 		// goroutine no caller can recover.
 		NoFreelistSync:  false,
 		InitialMmapSize: opts.InitialMmapSize,
+		OpenFile:        lockingOpener(opts.LockTimeout, opts.lockBusy),
 	})
 	if err != nil {
 		return nil, openError(path, err)
@@ -134,7 +142,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := s.update(s.init); err != nil {
 		db.Close()
-		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
+		switch {
+		case errors.Is(err, ErrNewerLayout):
+			return nil, &OpenError{Path: path, Err: err, Hint: hintNewer}
+		case errors.Is(err, ErrCorruptStore):
+			return nil, &OpenError{Path: path, Err: err, Hint: hintDamaged}
+		case errors.Is(err, ErrNotStore):
 			return nil, &OpenError{Path: path, Err: err, Hint: hintNotStore}
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -148,15 +161,23 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o600, o)
 }
 
-// hintNotStore is the advice for a file that is not (or no longer) an
-// evstore database.
-const hintNotStore = "check the path names an evstore file; restore it from a backup if it is damaged"
+// Advice for files Open refuses.
+const (
+	hintNotStore = "check the path names an evstore file"
+	hintDamaged  = "the file looks like a damaged evstore database: restore it from a backup"
+	hintNewer    = "upgrade evstore to a version that reads it"
+)
 
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return &OpenError{Path: path, Err: ErrLocked, Hint: "close the other process that has it open, or open another path"}
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+	case errors.Is(err, berrors.ErrVersionMismatch):
+		return &OpenError{Path: path, Err: fmt.Errorf("%w: bbolt file format: %v", ErrNewerLayout, err), Hint: hintNewer}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum):
+		if looksLikeBolt(path) {
+			return &OpenError{Path: path, Err: fmt.Errorf("%w: both meta pages are unreadable: %v", ErrCorruptStore, err), Hint: hintDamaged}
+		}
 		return &OpenError{Path: path, Err: fmt.Errorf("%w: %v", ErrNotStore, err), Hint: hintNotStore}
 	case errors.Is(err, fs.ErrPermission):
 		return &OpenError{Path: path, Err: err, Hint: "check the file's and its directory's permissions"}
@@ -190,8 +211,13 @@ func (s *Store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	if v := meta.Get(metaKeyFormat); len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion {
-		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d)", ErrNotStore, v, layoutVersion)
+	switch v := meta.Get(metaKeyFormat); {
+	case len(v) != 4:
+		return fmt.Errorf("%w: layout version %x", ErrCorruptStore, v)
+	case binary.BigEndian.Uint32(v) > layoutVersion:
+		return fmt.Errorf("%w: layout version %d, this build reads %d", ErrNewerLayout, binary.BigEndian.Uint32(v), layoutVersion)
+	case binary.BigEndian.Uint32(v) != layoutVersion:
+		return fmt.Errorf("%w: unsupported layout version %d (this build reads %d)", ErrNotStore, binary.BigEndian.Uint32(v), layoutVersion)
 	}
 	s.id = string(meta.Get(metaKeyID))
 	if _, err := uuid.Parse(s.id); err != nil {
