@@ -28,8 +28,8 @@ func logCommand() *cli.Command {
 			}
 			defer closeStore(store, &err)
 			n, err := printEvents(c, store.ReadAll(c.Uint64("from")), c.Uint64("limit"))
-			if err == nil && n == 0 && !c.Bool("json") {
-				fmt.Fprintf(c.App.Writer, "no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
+			if err == nil && n == 0 {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
 			}
 			return err
 		},

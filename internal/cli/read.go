@@ -38,11 +38,11 @@ func readCommand() *cli.Command {
 			}
 			defer closeStore(store, &err)
 			n, err := printEvents(c, store.ReadStream(stream, c.Uint64("from")), 0)
-			if err == nil && n == 0 && !c.Bool("json") {
+			if err == nil && n == 0 {
 				if c.Uint64("from") > 1 {
-					fmt.Fprintf(c.App.Writer, "stream %s has no events from version %d\n", stream, c.Uint64("from"))
+					fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events from version %d\n", stream, c.Uint64("from"))
 				} else {
-					fmt.Fprintf(c.App.Writer, "stream %s has no events\n", stream)
+					fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events\n", stream)
 				}
 			}
 			return err

@@ -46,15 +46,14 @@ func dbPath(c *cli.Context) string {
 func openStore(c *cli.Context, mustExist bool) (*cliStore, error) {
 	path := dbPath(c)
 	info, statErr := os.Stat(path)
-	if mustExist {
-		if errors.Is(statErr, fs.ErrNotExist) {
-			return nil, failuref(statErr, "database %s does not exist: pass --db PATH (or set EVSTORE_DB), or create it by running 'evstore exec'", path)
-		}
-		// Opening an empty file would make it a database; a reader must
-		// not write.
-		if statErr == nil && info.Mode().IsRegular() && info.Size() == 0 {
-			return nil, failuref(local.ErrNotStore, "database %s is an empty file, not an evstore database: check --db", path)
-		}
+	if mustExist && errors.Is(statErr, fs.ErrNotExist) {
+		return nil, failuref(statErr, "database %s does not exist: pass --db PATH (or set EVSTORE_DB), or create it by running 'evstore exec'", path)
+	}
+	// An empty file is no database to any command: a reader must not
+	// write, and exec must not turn a file someone else made (a mistyped
+	// --db, a placeholder) into one.
+	if statErr == nil && info.Mode().IsRegular() && info.Size() == 0 {
+		return nil, failuref(local.ErrNotStore, "database %s is an empty file, not an evstore database: check --db, or remove the file and let 'evstore exec' create the database", path)
 	}
 	store, err := local.Open(path, local.Options{})
 	switch {
