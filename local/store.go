@@ -98,10 +98,11 @@ type Store struct {
 // fail makes every later write fail with err.
 func (s *Store) fail(err *CommitError) { s.failed.CompareAndSwap(nil, err) }
 
-// failure is the error that stopped writes, nil while the store is healthy.
+// failure is the answer to a write once a commit failed, nil while the
+// store is healthy.
 func (s *Store) failure() error {
 	if err := s.failed.Load(); err != nil {
-		return err
+		return &RefusedError{Commit: err}
 	}
 	return nil
 }

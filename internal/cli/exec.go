@@ -188,6 +188,13 @@ func commandError(name string, err error) error {
 		return &cliError{code: exitUsage, err: err, msg: fmt.Sprintf("%v: nothing was written", err)}
 	case errors.Is(err, context.Canceled):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s interrupted: nothing was written", name)}
+	case errors.Is(err, local.ErrWriteFailed):
+		if _, refused := errors.AsType[*local.RefusedError](err); !refused {
+			// The commit itself failed: it may be on disk after all.
+			return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s failed: %v", name, err)}
+		}
+	}
+	switch {
 	case errors.Is(err, local.ErrConflict):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s failed, nothing was written: %v: read the stream and retry against its current version", name, err)}
 	}
