@@ -62,7 +62,7 @@ func (l *bankLedger) read(t testing.TB, r io.Reader) {
 		case len(f) == 5 && f[0] == "start":
 			amount, _ := strconv.ParseInt(f[4], 10, 64)
 			l.started[f[1]] = transfer{f[2], f[3], amount}
-		case len(f) == 3 && f[0] == "ack":
+		case (len(f) == 3 || len(f) == 4) && f[0] == "ack":
 			pos, err := strconv.ParseUint(f[2], 10, 64)
 			if err != nil {
 				t.Errorf("bad ack line %q", sc.Text())

@@ -2,7 +2,7 @@
 // soak suites: many clients run bank.transfer with idempotency keys against
 // one durable store until the process is killed (or -for ends). Before a
 // transfer it prints "start KEY FROM TO AMOUNT", after it "ack KEY POSITION"
-// (the commit is durable by then) or "refused KEY" (insufficient funds:
+// (the commit is durable by then), or "ack KEY POSITION MICROSECONDS" with -latency or "refused KEY" (insufficient funds:
 // nothing written). It is built by the tests with go build; testdata keeps
 // it out of ./... .
 package main
@@ -28,6 +28,7 @@ func main() {
 	run := flag.String("run", "r", "prefix of this run's idempotency keys")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	accounts := flag.Int("accounts", 20, "accounts a00.. to transfer among (opened by the test)")
+	latency := flag.Bool("latency", false, "add each transfer's latency to its ack line")
 	noSync := flag.Bool("nosync", false, "skip fsync (a control: the power-loss suite must then lose acknowledged commands)")
 	flag.Parse()
 
@@ -57,8 +58,11 @@ func main() {
 				key := fmt.Sprintf("%s-%d-%d", *run, c, i)
 				say("start %s a%02d a%02d %d", key, from, to, amount)
 				args := fmt.Appendf(nil, `{"from":"a%02d","to":"a%02d","amount":%d}`, from, to, amount)
+				began := time.Now()
 				res, err := spec.Run(context.Background(), ex, args, executor.Idempotent(key))
 				switch {
+				case err == nil && *latency:
+					say("ack %s %d %d", key, res.Position, time.Since(began).Microseconds())
 				case err == nil:
 					say("ack %s %d", key, res.Position)
 				case errors.Is(err, commands.ErrInsufficientFunds):
