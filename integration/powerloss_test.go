@@ -167,12 +167,12 @@ func TestPowerLoss(t *testing.T) {
 	d := newPowerDisk(t)
 	bin := buildBankChild(t)
 	path := filepath.Join(d.mnt, "bank.db")
-	openBank(t, path)
+	openBank(t, path, bankAccounts)
 	rounds := 5
 	if longMode() {
 		rounds = 100
 	}
-	ledger := newBankLedger()
+	ledger := newBankLedger(bankAccounts)
 	for r := range rounds {
 		runUntilCut(t, bin, path, fmt.Sprintf("p%d", r), false, ledger)
 		d.cut()
@@ -189,7 +189,7 @@ func TestPowerLoss(t *testing.T) {
 
 	// The control: without fsync, acknowledged transfers must go missing,
 	// or the suite could not tell a missing fsync either.
-	control := newBankLedger()
+	control := newBankLedger(bankAccounts)
 	runUntilCut(t, bin, path, "nosync", true, control)
 	d.cut()
 	lost := lostAcks(t, path, control)

@@ -43,9 +43,23 @@ func rssOf(pid int) (total, anon int64, err error) {
 	return total, anon, nil
 }
 
+// loadavg is the machine's one-minute load average: the machine is shared,
+// and latency means little without it.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
 // TestSoak runs the bank workload with 64 clients in a child for a fixed
 // time (15 s here, 10 min with EVSTORE_LONG=1, EVSTORE_SOAK overrides) and
-// samples the child's RSS, the p50/p99 latency of the transfers finished in
+// samples the child's RSS, the machine's load, the p50/p99 latency of the transfers finished in
 // each interval and the file's size into a CSV (EVSTORE_SOAK_OUT, else a
 // temporary file). docs/reliability.md shows the long run, plotted by
 // tools/soakplot. Timing is recorded, never asserted; the bank's invariants
@@ -67,8 +81,8 @@ func TestSoak(t *testing.T) {
 	}
 	bin := buildBankChild(t)
 	path := filepath.Join(t.TempDir(), "soak.db")
-	openBank(t, path)
-	cmd := exec.Command(bin, "-db", path, "-run", "soak", "-clients", "64", "-accounts", strconv.Itoa(bankAccounts), "-latency")
+	openBank(t, path, soakAccounts)
+	cmd := exec.Command(bin, "-db", path, "-run", "soak", "-clients", "64", "-accounts", strconv.Itoa(soakAccounts), "-latency")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +121,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"elapsed_s", "transfers", "transfers_per_s", "p50_ms", "p99_ms", "rss_mb", "rss_anon_mb", "file_mb", "events", "file_bytes_per_event"})
+	w.Write([]string{"elapsed_s", "transfers", "transfers_per_s", "p50_ms", "p99_ms", "rss_mb", "rss_anon_mb", "file_mb", "events", "file_bytes_per_event", "loadavg1"})
 	start := time.Now()
 	prevAcks := int64(0)
 	var rssSamples []int64
@@ -144,7 +158,7 @@ func TestSoak(t *testing.T) {
 			strconv.FormatFloat(pct(0.50), 'f', 2, 64), strconv.FormatFloat(pct(0.99), 'f', 2, 64),
 			strconv.FormatFloat(float64(rss)/(1<<20), 'f', 1, 64), strconv.FormatFloat(float64(anon)/(1<<20), 'f', 1, 64),
 			strconv.FormatFloat(float64(info.Size())/(1<<20), 'f', 1, 64),
-			strconv.FormatUint(pos, 10), strconv.FormatFloat(perEvent, 'f', 0, 64),
+			strconv.FormatUint(pos, 10), strconv.FormatFloat(perEvent, 'f', 0, 64), loadavg(),
 		})
 		w.Flush()
 		rssSamples = append(rssSamples, anon)
@@ -168,7 +182,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	checkBank(t, store, newBankLedger())
+	checkBank(t, store, newBankLedger(soakAccounts))
 	t.Logf("soak %v, 64 clients: %d transfers, anonymous RSS %.1f MiB at a quarter of the run and %.1f MiB at the end; samples in %s",
 		duration, acks, float64(rssSamples[len(rssSamples)/4])/(1<<20), float64(rssSamples[len(rssSamples)-1])/(1<<20), out)
 }
