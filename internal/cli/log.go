@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,10 @@ func logCommand() *cli.Command {
 				return err
 			}
 			store, err := openStore(c, true)
+			if errors.Is(err, errEmptyDB) {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at 0; %s is an empty file)\n", max(c.Uint64("from"), 1), dbPath(c))
+				return nil
+			}
 			if err != nil {
 				return err
 			}

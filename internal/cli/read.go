@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -33,6 +34,10 @@ func readCommand() *cli.Command {
 				return usageErrorf("read: %v", err)
 			}
 			store, err := openStore(c, true)
+			if errors.Is(err, errEmptyDB) {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events (%s is an empty file)\n", stream, dbPath(c))
+				return nil
+			}
 			if err != nil {
 				return err
 			}

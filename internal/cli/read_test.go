@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -145,17 +144,4 @@ func TestReadJSONFields(t *testing.T) {
 	r.want(t, 0, []string{`json  {"a":1}  metadata={"correlation-id":"c-1"}`, `text  "plain text"`, "binary  (3 bytes of binary data)", "empty  (no data)"}, nil)
 }
 
-// TestReadEmptyFileWritesNothing: readers refuse an empty file rather than
-// turning it into a database.
-func TestReadEmptyFileWritesNothing(t *testing.T) {
-	db := tempDB(t)
-	if err := os.WriteFile(db, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"log"}, {"read", "s"}, {"status"}} {
-		runCLI(t, "", append([]string{"--db", db}, args...)...).want(t, 1, nil, []string{"empty file"})
-		if info, err := os.Stat(db); err != nil || info.Size() != 0 {
-			t.Fatalf("%v changed the empty file: %v %v", args, info.Size(), err)
-		}
-	}
-}
+// An empty database file: TestEmptyFile in store_test.go.

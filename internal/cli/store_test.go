@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/evstore/evstore/local"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -23,18 +24,30 @@ func TestDBNotAFile(t *testing.T) {
 	}
 }
 
-// TestEmptyFileIsNoDatabase: every command, exec included, refuses an
-// empty file the same way, and leaves it empty.
-func TestEmptyFileIsNoDatabase(t *testing.T) {
+// TestEmptyFile: an empty file is a database nobody has initialised yet
+// (bbolt creates the file before it takes the lock, so a concurrent exec
+// sees one). Readers report it as an empty log without writing; exec
+// initialises it, and a failed exec leaves it empty.
+func TestEmptyFile(t *testing.T) {
 	db := tempDB(t)
 	if err := os.WriteFile(db, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"exec", "counter.increment", `{"counter":"c"}`}, {"log"}, {"read", "s"}} {
-		runCLI(t, "", append([]string{"--db", db}, args...)...).want(t, 1, nil, []string{"is an empty file, not an evstore database", "remove the file"})
+	empty := func(when string) {
+		t.Helper()
 		if info, err := os.Stat(db); err != nil || info.Size() != 0 {
-			t.Fatalf("%v changed the empty file: %v", args, err)
+			t.Fatalf("%s: the file is no longer empty (%v)", when, err)
 		}
+	}
+	runCLI(t, "", "--db", db, "log").want(t, 0, nil, []string{"no events from position 1 (the log ends at 0; " + db + " is an empty file)"})
+	runCLI(t, "", "--db", db, "read", "s").want(t, 0, nil, []string{"stream s has no events"})
+	runCLI(t, "", "--db", db, "status").want(t, 1, nil, []string{"is an empty file: it holds no events yet"})
+	empty("readers")
+	runCLI(t, "", "--db", db, "exec", "bank.deposit", `{"account":"none","amount":1}`).want(t, 1, nil, []string{"nothing was written"})
+	empty("a failed exec")
+	runCLI(t, "", "--db", db, "exec", "counter.increment", `{"counter":"c"}`).want(t, 0, []string{"at position 1"}, nil)
+	if head(t, db) != 1 {
+		t.Fatal("exec did not initialise the empty file")
 	}
 }
 
@@ -73,3 +86,18 @@ func TestDamagedAndNewerDatabases(t *testing.T) {
 // Many execs at once are tested with real processes in
 // integration/cli_lock_test.go: urfave/cli keeps flag state in globals, so
 // Run cannot run concurrently in one process.
+
+// TestLockTimeoutFlag: --lock-timeout (or EVSTORE_LOCK_TIMEOUT) sets how
+// long a command waits for the lock, and the refusal says how long it was.
+func TestLockTimeoutFlag(t *testing.T) {
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	store, err := local.Open(db, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	runCLI(t, "", "--lock-timeout", "20ms", "--db", db, "log").want(t, 1, nil, []string{"is in use by another process", "(waited 20ms; --lock-timeout waits longer)"})
+	t.Setenv("EVSTORE_LOCK_TIMEOUT", "30ms")
+	runCLI(t, "", "--db", db, "exec", "counter.increment", `{"counter":"c"}`).want(t, 1, nil, []string{"(waited 30ms;"})
+}
