@@ -77,6 +77,11 @@ func parseArgs(cmd, shape string, raw json.RawMessage, known ...string) (*args, 
 		err := json.Unmarshal(raw, &v)
 		return nil, a.errorf("", err, "are not valid JSON (%v)", err)
 	}
+	// JSON text is UTF-8; encoding/json would quietly turn each bad byte
+	// into U+FFFD, so two different ids could name one stream.
+	if !utf8.Valid(raw) {
+		return nil, a.errorf("", nil, "are not valid UTF-8 (at byte %d)", invalidUTF8At(raw))
+	}
 	if raw[0] != '{' {
 		return nil, a.errorf("", nil, "must be a JSON object, got %s", jsonKind(raw))
 	}
@@ -146,6 +151,9 @@ func (a *args) text(field string) (string, error) {
 	var s string
 	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
 		return "", a.errorf(field, nil, "must be a string, got %s", jsonKind(v))
+	}
+	if loneSurrogate(v) {
+		return "", a.errorf(field, nil, "has a \\u escape of half a UTF-16 surrogate pair, which is not a character")
 	}
 	if s == "" {
 		return "", a.errorf(field, nil, "must not be empty")
@@ -231,4 +239,59 @@ func describe(v json.RawMessage) string {
 		s = s[:40] + "…"
 	}
 	return s
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// HasLoneSurrogate reports whether the JSON string literal v holds a \\u
+// escape that encoding/json would decode as U+FFFD (half a surrogate pair).
+// Callers that decode identifiers (keys, names) refuse such strings, since
+// two different literals would decode to the same text.
+func HasLoneSurrogate(v []byte) bool { return loneSurrogate(v) }
+
+// loneSurrogate reports whether the JSON string literal v holds a \u escape
+// of a UTF-16 surrogate that is not part of a pair: encoding/json decodes it
+// as U+FFFD, so it would silently stand for another character.
+func loneSurrogate(v []byte) bool {
+	for i := 0; i < len(v)-1; i++ {
+		if v[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if v[i] != 'u' || i+4 >= len(v) {
+			continue
+		}
+		r, err := strconv.ParseUint(string(v[i+1:i+5]), 16, 16)
+		if err != nil {
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low half without a high half before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			j := i + 5
+			if j+5 >= len(v) || v[j] != '\\' || v[j+1] != 'u' {
+				return true
+			}
+			lo, err := strconv.ParseUint(string(v[j+2:j+6]), 16, 16)
+			if err != nil || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i = j + 5 // past the low half
+		default:
+			i += 4
+		}
+	}
+	return false
 }

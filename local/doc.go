@@ -59,7 +59,15 @@
 // # Caveats
 //
 //   - bbolt locks the file: one process (and one Store) at a time. A second
-//     Open fails with [ErrLocked] after Options.LockTimeout.
+//     Open waits up to Options.LockTimeout, retrying every few milliseconds
+//     with jitter (so a crowd of short-lived processes keeps the lock busy),
+//     then fails with [ErrLocked]. On Unix, a waiter whose file was removed
+//     or replaced meanwhile opens what the path names then.
+//   - Open refuses a path that is a directory, a device, a FIFO or a
+//     socket ([ErrNotStore], without opening it), tells a file whose two
+//     meta pages are both damaged ([ErrCorruptStore]) from one that never
+//     was a database, and one written by a newer evstore ([ErrNewerLayout])
+//     from both.
 //   - Options.NoSync trades durability of the last commits on power loss
 //     for speed; the file stays consistent.
 //   - A cancelled context stops a request only if the writer has not picked
@@ -76,9 +84,12 @@
 //     append commits, and calling the store's write methods from it
 //     deadlocks.
 //   - After a commit fails (an fsync error, a full disk) the store refuses
-//     every later write with ErrWriteFailed: what reached the disk is then
-//     unknown to this process, and guessing could overwrite records. Close
-//     and reopen it once the cause is fixed; reads go on working.
+//     every later write with a [RefusedError] (nothing of it was written;
+//     it unwraps to ErrWriteFailed): what reached the disk is then unknown
+//     to this process, and guessing could overwrite records. The failed
+//     commit itself returns a [CommitError]: it may or may not be on disk,
+//     which reopening shows. Close and reopen once the cause is fixed;
+//     reads go on working.
 //   - A damaged file (truncated, or a page overwritten) makes Open or a read
 //     fail with ErrCorruptStore instead of crashing; a page damaged in a way
 //     that makes bbolt read outside the file can still fault. Keep backups.

@@ -22,6 +22,9 @@ var (
 	// ErrKeyReused is returned when an idempotency key comes back with a
 	// request other than the one it was first committed with.
 	ErrKeyReused = errors.New("idempotency key already used by a different request")
+	// ErrNewerLayout is returned by [Open] for a database written by a newer
+	// evstore, in a layout this build cannot read.
+	ErrNewerLayout = errors.New("the database was written by a newer version of evstore")
 	// ErrCorruptStore is returned when the store's own structures (not a
 	// single record) are damaged.
 	ErrCorruptStore = errors.New("store structure is corrupt")
@@ -52,15 +55,29 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // CommitError is the failure of a group commit. It unwraps to
-// [ErrWriteFailed] and to the cause.
+// [ErrWriteFailed] and to the cause. Whether the commit reached the disk is
+// unknown until the store is reopened: bbolt may fail on the last fsync,
+// after the commit's pages were written.
 type CommitError struct{ Err error }
 
 func (e *CommitError) Error() string {
-	return fmt.Sprintf("commit failed: %v: the store refuses writes until it is reopened (check the disk: space, errors in the system log)", e.Err)
+	return fmt.Sprintf("commit failed: %v: whether it reached the disk is known only after reopening; the store refuses writes until it is reopened (check the disk: space, errors in the system log)", e.Err)
 }
 
 // Unwrap makes errors.Is hold for ErrWriteFailed and for the cause.
 func (e *CommitError) Unwrap() []error { return []error{ErrWriteFailed, e.Err} }
+
+// RefusedError is the answer to every write after a commit failed: it was
+// not attempted, so nothing of it was written. It unwraps to
+// [ErrWriteFailed] and to the [CommitError] that stopped the store.
+type RefusedError struct{ Commit *CommitError }
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("write refused, nothing was written: an earlier commit failed (%v)", e.Commit.Err)
+}
+
+// Unwrap makes errors.Is hold for ErrWriteFailed and the failed commit's cause.
+func (e *RefusedError) Unwrap() error { return e.Commit }
 
 // OpenError ties an [Open] failure to the file and carries a hint for the
 // operator.

@@ -86,3 +86,69 @@ func checkTruncated(path string) error {
 	}
 	return nil
 }
+
+// checkRegular refuses a path that exists but is not a regular file (after
+// following symlinks), with what it is instead.
+func checkRegular(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil // missing: created; other errors: bbolt's open words them
+	}
+	var what string
+	switch m := info.Mode(); {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		what = "a directory"
+		return &OpenError{Path: path, Err: fmt.Errorf("%w: it is %s", ErrNotStore, what), Hint: "name a file (a new one is created), not a directory"}
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	default:
+		what = "not a regular file"
+	}
+	return &OpenError{Path: path, Err: fmt.Errorf("%w: it is %s", ErrNotStore, what), Hint: "name a regular file (a new one is created)"}
+}
+
+// looksLikeBolt reports whether the file at path has the shape of a bbolt
+// file even though neither of its meta pages is valid: a length of whole
+// pages and, after the meta pages, page headers that carry their own page
+// numbers. It tells a damaged database from a file that never was one.
+func looksLikeBolt(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	var hdr [boltPageHeader]byte
+	for ps := int64(1024); ps <= 65536; ps *= 2 {
+		if info.Size() < 4*ps || info.Size()%ps != 0 {
+			continue
+		}
+		pages := min(info.Size()/ps, 64)
+		good := 0
+		for id := int64(2); id < pages; id++ {
+			if _, err := f.ReadAt(hdr[:], id*ps); err != nil {
+				break
+			}
+			// A page header is id (uint64), flags (uint16), count
+			// (uint16), overflow (uint32), in the host's byte order.
+			// Overflow pages of a larger page carry no header.
+			flags := binary.NativeEndian.Uint16(hdr[8:])
+			if binary.NativeEndian.Uint64(hdr[:]) == uint64(id) && (flags == 0x01 || flags == 0x02 || flags == 0x10) {
+				good++
+			}
+		}
+		if good >= 2 {
+			return true
+		}
+	}
+	return false
+}

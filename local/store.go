@@ -69,6 +69,8 @@ type Options struct {
 	// identity (replicas know a log by its id). An existing file with
 	// another id is refused with ErrStoreID.
 	StoreID string
+
+	lockBusy func() // tests: called each time the lock is found taken
 }
 
 func (o Options) withDefaults() Options {
@@ -128,10 +130,11 @@ type Store struct {
 // fail makes every later write fail with err.
 func (s *Store) fail(err *CommitError) { s.failed.CompareAndSwap(nil, err) }
 
-// failure is the error that stopped writes, nil while the store is healthy.
+// failure is the answer to a write once a commit failed, nil while the
+// store is healthy.
 func (s *Store) failure() error {
 	if err := s.failed.Load(); err != nil {
-		return err
+		return &RefusedError{Commit: err}
 	}
 	return nil
 }
@@ -139,6 +142,11 @@ func (s *Store) failure() error {
 // Open opens or creates the log at path.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	// Before anything opens it: opening a FIFO for reading blocks until a
+	// writer comes, and a device or a directory is never a database.
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	if err := checkTruncated(path); err != nil {
 		return nil, &OpenError{Path: path, Err: err, Hint: "restore it from a backup"}
 	}
@@ -162,6 +170,7 @@ func Open(path string, opts Options) (*Store, error) {
 		// only when asked to.
 		PreLoadFreelist: true,
 		InitialMmapSize: opts.InitialMmapSize,
+		OpenFile:        lockingOpener(opts.LockTimeout, opts.lockBusy),
 	})
 	if err != nil {
 		if opts.ReadOnly && errors.Is(err, fs.ErrNotExist) {
@@ -184,10 +193,14 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := initTx(s.init); err != nil {
 		db.Close()
-		if errors.Is(err, ErrStoreID) {
+		switch {
+		case errors.Is(err, ErrStoreID):
 			return nil, &OpenError{Path: path, Err: err, Hint: "open another path, or leave Options.StoreID empty"}
-		}
-		if errors.Is(err, ErrNotStore) || errors.Is(err, ErrCorruptStore) {
+		case errors.Is(err, ErrNewerLayout):
+			return nil, &OpenError{Path: path, Err: err, Hint: hintNewer}
+		case errors.Is(err, ErrCorruptStore):
+			return nil, &OpenError{Path: path, Err: err, Hint: hintDamaged}
+		case errors.Is(err, ErrNotStore):
 			return nil, &OpenError{Path: path, Err: err, Hint: hintNotStore}
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -201,15 +214,23 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o600, o)
 }
 
-// hintNotStore is the advice for a file that is not (or no longer) an
-// evstore database.
-const hintNotStore = "check the path names an evstore file; restore it from a backup if it is damaged"
+// Advice for files Open refuses.
+const (
+	hintNotStore = "check the path names an evstore file"
+	hintDamaged  = "the file looks like a damaged evstore database: restore it from a backup"
+	hintNewer    = "upgrade evstore to a version that reads it"
+)
 
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return &OpenError{Path: path, Err: ErrLocked, Hint: "close the other process that has it open, or open another path"}
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+	case errors.Is(err, berrors.ErrVersionMismatch):
+		return &OpenError{Path: path, Err: fmt.Errorf("%w: bbolt file format: %v", ErrNewerLayout, err), Hint: hintNewer}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum):
+		if looksLikeBolt(path) {
+			return &OpenError{Path: path, Err: fmt.Errorf("%w: both meta pages are unreadable: %v", ErrCorruptStore, err), Hint: hintDamaged}
+		}
 		return &OpenError{Path: path, Err: fmt.Errorf("%w: %v", ErrNotStore, err), Hint: hintNotStore}
 	case errors.Is(err, fs.ErrPermission):
 		return &OpenError{Path: path, Err: err, Hint: "check the file's and its directory's permissions"}
@@ -246,11 +267,14 @@ func (s *Store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	v := meta.Get(metaKeyFormat)
-	if len(v) != 4 || binary.BigEndian.Uint32(v) < minLayoutVersion || binary.BigEndian.Uint32(v) > layoutVersion {
-		return fmt.Errorf("%w: unsupported layout version %x (this build reads %d to %d)", ErrNotStore, v, minLayoutVersion, layoutVersion)
-	}
-	if binary.BigEndian.Uint32(v) != layoutVersion && tx.Writable() {
+	switch v := meta.Get(metaKeyFormat); {
+	case len(v) != 4:
+		return fmt.Errorf("%w: layout version %x", ErrCorruptStore, v)
+	case binary.BigEndian.Uint32(v) > layoutVersion:
+		return fmt.Errorf("%w: layout version %d, this build reads %d", ErrNewerLayout, binary.BigEndian.Uint32(v), layoutVersion)
+	case binary.BigEndian.Uint32(v) < minLayoutVersion:
+		return fmt.Errorf("%w: unsupported layout version %d (this build reads %d to %d)", ErrNotStore, binary.BigEndian.Uint32(v), minLayoutVersion, layoutVersion)
+	case binary.BigEndian.Uint32(v) != layoutVersion && tx.Writable():
 		// Older entries stay as they are; the mark keeps older builds,
 		// which cannot read the newer entries, from opening the file. A
 		// read-only open reads an older layout as it is.

@@ -58,7 +58,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:      stdin,
 		Writer:      stdout,
 		ErrWriter:   stderr,
-		Flags:       []cli.Flag{dbFlag(true)},
+		Flags:       []cli.Flag{dbFlag(true), lockTimeoutFlag()},
 		Commands: []*cli.Command{
 			execCommand(reg),
 			readCommand(),

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -105,7 +106,7 @@ func execSingle(c *cli.Context, reg *commands.Registry) error {
 	// Everything that can be checked without the database is checked before
 	// opening it, because opening creates the file.
 	if err := reg.Check(name, args); err != nil {
-		return commandError(name, err)
+		return checkError(name, err)
 	}
 	store, err := openStore(c, false)
 	if err != nil {
@@ -129,6 +130,9 @@ func checkKey(key string) error {
 		return errors.New("must not be empty")
 	case len(key) > local.MaxKeyBytes:
 		return fmt.Errorf("is %d bytes, the limit is %d", len(key), local.MaxKeyBytes)
+	case !utf8.ValidString(key):
+		// Two different keys must never compare equal once stored.
+		return errors.New("is not valid UTF-8")
 	}
 	return nil
 }
@@ -150,9 +154,25 @@ func execute(ctx context.Context, ex *executor.Executor, reg *commands.Registry,
 }
 
 func (o outcome) fail(name string, err error) outcome {
-	ce := commandError(name, err).(*cliError)
+	ce, ok := err.(*cliError)
+	if !ok {
+		ce = commandError(name, err).(*cliError)
+	}
 	o.OK, o.Error, o.ExitCode = false, ce.msg, ce.code
 	return o
+}
+
+// checkError words a command's refusal of its arguments, found before
+// anything runs: whatever it says (a malformed field, an amount of zero,
+// a transfer to the same account), the input is wrong, which is a usage
+// error.
+func checkError(name string, err error) error {
+	ce := commandError(name, err).(*cliError)
+	if ce.code == exitFailure && !errors.Is(err, context.Canceled) {
+		ce.code = exitUsage
+		ce.msg = fmt.Sprintf("%s: %v: nothing was written", name, err)
+	}
+	return ce
 }
 
 func (o outcome) err() error {
@@ -170,6 +190,13 @@ func commandError(name string, err error) error {
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s interrupted: nothing was written", name)}
 	case errors.Is(err, executor.ErrKeyReused):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s refused, nothing was written: %v", name, err)}
+	case errors.Is(err, local.ErrWriteFailed):
+		if _, refused := errors.AsType[*local.RefusedError](err); !refused {
+			// The commit itself failed: it may be on disk after all.
+			return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s failed: %v", name, err)}
+		}
+	}
+	switch {
 	case errors.Is(err, local.ErrConflict):
 		return &cliError{code: exitFailure, err: err, msg: fmt.Sprintf("%s failed, nothing was written: %v: read the stream and retry against its current version", name, err)}
 	}
@@ -239,11 +266,12 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 	case path == "":
 		return usageErrorf("exec: -f needs a FILE, or - for standard input")
 	}
+	ctx := c.Context
 	in := c.App.Reader
 	if path != "-" {
-		f, err := os.Open(path)
+		f, err := openInput(ctx, path)
 		if err != nil {
-			return usageErrorf("exec: cannot read -f %s: %v", path, errors.Unwrap(err))
+			return err
 		}
 		defer f.Close()
 		in = f
@@ -259,23 +287,46 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			closeStore(store, &err)
 		}
 	}()
-	r := bufio.NewReader(in)
+	// Lines are read on a goroutine of their own, so that a signal ends a
+	// wait for input (a terminal, a pipe, a FIFO) as promptly as it ends a
+	// running command. A read that never returns is left behind: the
+	// process is about to exit.
+	lines := make(chan inputLine)
+	done := make(chan struct{})
+	defer close(done)
+	go readLines(in, maxLineBytes, lines, done)
 	interrupted := false
-	for n := 1; ; n++ {
-		if c.Context.Err() != nil {
+read:
+	for {
+		if ctx.Err() != nil {
 			interrupted = true
 			break
 		}
-		line, rerr := r.ReadBytes('\n')
-		if rerr != nil && rerr != io.EOF {
-			return failuref(rerr, "exec: reading -f %s at line %d: %v", path, n, rerr)
+		var l inputLine
+		select {
+		case <-ctx.Done():
+			interrupted = true
+			break read
+		case l = <-lines:
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
+		n := l.n
+		if l.err != nil && l.err != io.EOF {
+			return failuref(l.err, "exec: reading -f %s at line %d: %v", path, n, l.err)
+		}
+		if l.size > maxLineBytes {
+			failed++
+			o := outcome{Line: n, ExitCode: exitUsage, Error: fmt.Sprintf("line %d is %d bytes, the limit is %d (an event of at most %d bytes plus its command): refused, nothing was written", n, l.size, maxLineBytes, local.DefaultMaxEventBytes)}
+			if err := report(w, asJSON, o); err != nil {
+				return err
+			}
+		} else if len(bytes.TrimSpace(l.text)) > 0 {
 			o := outcome{Line: n}
-			name, args, key, perr := parseLine(line)
+			name, args, key, perr := parseLine(l.text)
 			o.Command = name
 			if perr == nil {
-				perr = reg.Check(name, args)
+				if perr = reg.Check(name, args); perr != nil {
+					perr = checkError(name, perr)
+				}
 			}
 			if perr == nil && store == nil {
 				if store, err = openStore(c, false); err != nil {
@@ -289,7 +340,7 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			case perr != nil:
 				o = o.fail(name, perr)
 			default:
-				o = execute(c.Context, ex, reg, name, args, key)
+				o = execute(ctx, ex, reg, name, args, key)
 				o.Line = n
 			}
 			if o.OK {
@@ -297,15 +348,11 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			} else {
 				failed++
 			}
-			if asJSON {
-				if err := writeJSON(w, o); err != nil {
-					return err
-				}
-			} else {
-				printOutcome(w, fmt.Sprintf("line %d: ", n), o)
+			if err := report(w, asJSON, o); err != nil {
+				return err
 			}
 		}
-		if rerr == io.EOF {
+		if l.err == io.EOF {
 			break
 		}
 	}
@@ -334,6 +381,92 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 	return nil
 }
 
+// maxLineBytes caps one line of an exec file: the largest event the store
+// takes plus room for its command, stream, type and key. A longer line is
+// refused without holding it in memory.
+const maxLineBytes = local.DefaultMaxEventBytes + 64<<10
+
+// report prints one line's outcome.
+func report(w io.Writer, asJSON bool, o outcome) error {
+	if asJSON {
+		return writeJSON(w, o)
+	}
+	printOutcome(w, fmt.Sprintf("line %d: ", o.Line), o)
+	return nil
+}
+
+// openInput opens the -f file. A directory is refused up front (reading it
+// would fail later, as a different kind of error); the open runs aside
+// because opening a FIFO waits for its writer, and a signal must still end
+// the wait.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return nil, usageErrorf("exec: cannot read -f %s: it is a directory: name a file of commands, one JSON object per line", path)
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, usageErrorf("exec: cannot read -f %s: %v", path, errors.Unwrap(o.err))
+		}
+		return o.f, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, failuref(context.Canceled, "exec: interrupted while opening -f %s (waiting for a writer?): nothing was run", path)
+	}
+}
+
+// inputLine is one line of an exec file, numbered from 1. size is how
+// long it was when longer than the limit (text is then empty); err is set
+// on the last line (io.EOF at the end).
+type inputLine struct {
+	n    int
+	text []byte
+	size int
+	err  error
+}
+
+// readLines sends the lines of in until the end, an error or done.
+func readLines(in io.Reader, limit int, out chan<- inputLine, done <-chan struct{}) {
+	r := bufio.NewReader(in)
+	for n := 1; ; n++ {
+		l := inputLine{n: n}
+		for {
+			chunk, err := r.ReadSlice('\n')
+			if l.size += len(chunk); l.size <= limit {
+				l.text = append(l.text, chunk...)
+			} else {
+				l.text = nil // refused: keep counting, stop keeping
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			l.err = err
+			break
+		}
+		select {
+		case out <- l:
+		case <-done:
+			return
+		}
+		if l.err != nil {
+			return
+		}
+	}
+}
+
 // parseLine decodes one line of an exec file as strictly as command
 // arguments are decoded, for the same reason: a misspelt "key" must not
 // silently run a command without its idempotency key.
@@ -342,6 +475,9 @@ func parseLine(line []byte) (name string, args json.RawMessage, key string, err 
 		return fmt.Errorf("not a command line: %s; expected %s", fmt.Sprintf(format, v...), lineShape)
 	}
 	line = bytes.TrimSpace(line)
+	if !utf8.Valid(line) {
+		return "", nil, "", bad("not valid UTF-8")
+	}
 	if !json.Valid(line) {
 		var v any
 		return "", nil, "", bad("invalid JSON (%v)", json.Unmarshal(line, &v))
@@ -375,7 +511,7 @@ func parseLine(line []byte) (name string, args json.RawMessage, key string, err 
 				args = v
 			}
 		case "key":
-			if json.Unmarshal(v, &key) != nil || v[0] != '"' || checkKey(key) != nil {
+			if json.Unmarshal(v, &key) != nil || v[0] != '"' || checkKey(key) != nil || commands.HasLoneSurrogate(v) {
 				return "", nil, "", bad(`"key" must be a non-empty string of at most %d bytes`, local.MaxKeyBytes)
 			}
 		default:

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestExec(t *testing.T) {
@@ -33,10 +38,24 @@ func TestExec(t *testing.T) {
 			stderr: []string{`unknown account "zed": open it first with bank.open`}},
 		{name: "already open", setup: opened, args: []string{"bank.open", `{"account":"bob","owner":"B"}`}, code: 1,
 			stderr: []string{`account "bob" is already open`}},
-		{name: "same account", args: []string{"bank.transfer", `{"from":"a","to":"a","amount":1}`}, code: 1, noDB: true,
+		{name: "same account", args: []string{"bank.transfer", `{"from":"a","to":"a","amount":1}`}, code: 2, noDB: true,
 			stderr: []string{"cannot transfer from account \"a\" to itself"}},
-		{name: "non-positive amount", args: []string{"bank.withdraw", `{"account":"a","amount":0}`}, code: 1, noDB: true,
-			stderr: []string{"amount must be a positive number of cents, got 0"}},
+		{name: "zero amount", args: []string{"bank.withdraw", `{"account":"a","amount":0}`}, code: 2, noDB: true,
+			stderr: []string{"bank.withdraw: amount must be a positive number of cents, got 0: nothing was written"}},
+		{name: "negative amount", args: []string{"bank.deposit", `{"account":"a","amount":-5}`}, code: 2, noDB: true,
+			stderr: []string{"amount must be a positive number of cents, got -5"}},
+		{name: "amount too large", args: []string{"bank.deposit", `{"account":"a","amount":1e30}`}, code: 2, noDB: true,
+			stderr: []string{`field "amount" must be an integer`}},
+		{name: "invalid UTF-8 in a stream id", args: []string{"append", "{\"stream\":\"a\xffb\",\"type\":\"T\",\"data\":1}"}, code: 2, noDB: true,
+			stderr: []string{"not valid UTF-8 (at byte 12)", "nothing was written"}},
+		{name: "lone surrogate in a stream id", args: []string{"append", `{"stream":"a\udc80b","type":"T","data":1}`}, code: 2, noDB: true,
+			stderr: []string{`field "stream" has a \u escape of half a UTF-16 surrogate pair`}},
+		{name: "unpaired high surrogate", args: []string{"counter.increment", `{"counter":"\ud800x"}`}, code: 2, noDB: true,
+			stderr: []string{`field "counter" has a \u escape`}},
+		{name: "invalid UTF-8 in a key", args: []string{"--key", "k\xff", "counter.increment", `{"counter":"c"}`}, code: 2, noDB: true,
+			stderr: []string{"exec: --key is not valid UTF-8"}},
+		{name: "file is a directory", args: []string{"-f", os.TempDir()}, code: 2, noDB: true,
+			stderr: []string{"it is a directory"}},
 		{name: "version conflict", setup: [][2]string{{"append", `{"stream":"s","type":"T","data":1}`}},
 			args: []string{"append", `{"stream":"s","type":"T","data":2,"expect":0}`}, code: 1,
 			stderr: []string{`append failed, nothing was written: stream "s": expected it not to exist, found version 1: read the stream and retry`}},
@@ -280,4 +299,97 @@ func TestFailedExecLeavesNoFile(t *testing.T) {
 	if head(t, db) != 1 {
 		t.Fatal("a successful exec left no database")
 	}
+}
+
+// lockedBuffer collects output written by a run on another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor polls until cond holds, failing after a generous deadlock guard.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestExecFileSignalWhileWaitingForInput: exec -f reading a pipe that
+// stays open and silent must still end on a signal (the context), report
+// what ran and release the database.
+func TestExecFileSignalWhileWaitingForInput(t *testing.T) {
+	db := tempDB(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- Run(ctx, []string{"evstore", "--db", db, "exec", "-f", "-"}, pr, &stdout, &stderr)
+	}()
+	if _, err := io.WriteString(pw, `{"command":"counter.increment","args":{"counter":"c"}}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Once line 1 is reported, exec is waiting for line 2, which never comes.
+	waitFor(t, "line 1", func() bool { return strings.Contains(stdout.String(), "line 1: ok") })
+	cancel()
+	select {
+	case c := <-code:
+		r := result{c, stdout.String(), stderr.String()}
+		checkStderr(t, r)
+		r.want(t, 1, []string{"1 ok, 0 failed (interrupted)"}, []string{"interrupted"})
+	case <-time.After(30 * time.Second): // a deadlock guard
+		t.Fatal("exec -f did not end on a signal while waiting for input")
+	}
+	if head(t, db) != 1 {
+		t.Error("the line before the signal was lost")
+	}
+}
+
+// TestExecFileLineLimit: a line longer than the largest event plus its
+// command is refused by number, without being held, and the next lines run.
+func TestExecFileLineLimit(t *testing.T) {
+	db := tempDB(t)
+	huge := `{"command":"append","args":{"stream":"s","type":"T","data":"` + strings.Repeat("x", maxLineBytes) + `"}}`
+	input := `{"command":"counter.increment","args":{"counter":"c"}}` + "\n" + huge + "\n" + `{"command":"counter.increment","args":{"counter":"c"}}` + "\n"
+	r := runCLI(t, input, "--db", db, "exec", "-f", "-")
+	r.want(t, 1, []string{"line 1: ok", fmt.Sprintf("line 2: FAILED line 2 is %d bytes, the limit is %d", len(huge)+1, maxLineBytes), "line 3: ok", "2 ok, 1 failed"}, nil)
+	r = runCLI(t, huge, "--db", db, "exec", "--json", "-f", "-")
+	if !strings.Contains(r.stdout, `"exit_code":2`) || r.code != 1 {
+		t.Errorf("an over-long last line: exit %d, %s", r.code, r.stdout)
+	}
+	if head(t, db) != 2 {
+		t.Errorf("head %d, want 2", head(t, db))
+	}
+}
+
+// TestExecFileBadText: a line that is not UTF-8, or whose key would decode
+// to U+FFFD, is refused as bad input (exit_code 2) and runs nothing.
+func TestExecFileBadText(t *testing.T) {
+	db := tempDB(t)
+	input := "{\"command\":\"append\",\"args\":{\"stream\":\"a\xffb\",\"type\":\"T\",\"data\":1}}\n" +
+		`{"command":"counter.increment","args":{"counter":"c"},"key":"\udc80"}` + "\n" +
+		`{"command":"bank.deposit","args":{"account":"a","amount":-5}}` + "\n"
+	r := runCLI(t, input, "--db", db, "exec", "--json", "-f", "-")
+	if r.code != 1 || strings.Count(r.stdout, `"exit_code":2`) != 3 || !strings.Contains(r.stdout, "not valid UTF-8") {
+		t.Errorf("exit %d, want three usage failures:\n%s", r.code, r.stdout)
+	}
+	noFile(t, db)
 }

@@ -29,6 +29,10 @@ func logCommand() *cli.Command {
 				return err
 			}
 			store, err := openReadOnly(c)
+			if errors.Is(err, errEmptyDB) {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at 0; %s is an empty file)\n", max(c.Uint64("from"), 1), dbPath(c))
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -40,8 +44,8 @@ func logCommand() *cli.Command {
 			if errors.Is(err, format.ErrCorrupt) {
 				return failuref(err, "%v: 'evstore log --skip-damaged' prints the intact events around it; see docs/operations.md", err)
 			}
-			if err == nil && n == 0 && !c.Bool("json") {
-				fmt.Fprintf(c.App.Writer, "no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
+			if err == nil && n == 0 {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
 			}
 			return err
 		},

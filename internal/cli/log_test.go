@@ -29,7 +29,7 @@ func TestLog(t *testing.T) {
 		{"from 0 is from 1", []string{"--from", "0"}, 0, []uint64{1, 2, 3, 4, 5}, nil, nil},
 		{"limit", []string{"--limit", "2"}, 0, []uint64{1, 2}, nil, nil},
 		{"from and limit", []string{"--from", "2", "--limit", "2"}, 0, []uint64{2, 3}, nil, nil},
-		{"past the end", []string{"--from", "9"}, 0, nil, []string{"no events from position 9 (the log ends at 5)"}, nil},
+		{"past the end", []string{"--from", "9"}, 0, nil, nil, []string{"evstore: no events from position 9 (the log ends at 5)\n"}},
 		{"negative from", []string{"--from", "-1"}, 2, nil, nil, []string{"log:", "-from"}},
 		{"argument", []string{"x"}, 2, nil, nil, []string{"log: too many arguments"}},
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -33,16 +34,20 @@ func readCommand() *cli.Command {
 				return usageErrorf("read: %v", err)
 			}
 			store, err := openReadOnly(c)
+			if errors.Is(err, errEmptyDB) {
+				fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events (%s is an empty file)\n", stream, dbPath(c))
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			defer closeStore(store, &err)
 			n, err := printEvents(c, store.ReadStream(stream, c.Uint64("from")), 0)
-			if err == nil && n == 0 && !c.Bool("json") {
+			if err == nil && n == 0 {
 				if c.Uint64("from") > 1 {
-					fmt.Fprintf(c.App.Writer, "stream %s has no events from version %d\n", stream, c.Uint64("from"))
+					fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events from version %d\n", stream, c.Uint64("from"))
 				} else {
-					fmt.Fprintf(c.App.Writer, "stream %s has no events\n", stream)
+					fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events\n", stream)
 				}
 			}
 			return err

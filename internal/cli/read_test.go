@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -35,15 +34,15 @@ func TestRead(t *testing.T) {
 	}{
 		{"all", []string{"s-1"}, 0, []uint64{1, 2, 3}, []string{"1  ", "  s-1  v1  A  {\"n\":1}", "3  ", "  s-1  v2  B  \"two\"", "4  ", "  s-1  v3  C  [3]"}, nil},
 		{"from", []string{"--from", "2", "s-1"}, 0, []uint64{2, 3}, nil, nil},
-		{"from past the end", []string{"--from", "9", "s-1"}, 0, nil, []string{"stream s-1 has no events from version 9"}, nil},
-		{"missing stream", []string{"nope"}, 0, nil, []string{"stream nope has no events"}, nil},
+		{"from past the end", []string{"--from", "9", "s-1"}, 0, nil, nil, []string{"evstore: stream s-1 has no events from version 9\n"}},
+		{"missing stream", []string{"nope"}, 0, nil, nil, []string{"evstore: stream nope has no events\n"}},
 		{"no stream argument", nil, 2, nil, nil, []string{"read: missing the STREAM"}},
 		{"two streams", []string{"a", "b"}, 2, nil, nil, []string{"read: too many arguments"}},
 		{"flag after stream", []string{"s-1", "--from", "2"}, 2, nil, nil, []string{"flag --from after the arguments: flags go first"}},
 		{"empty stream id", []string{""}, 2, nil, nil, []string{"read: invalid stream: must not be empty"}},
 		{"control character", []string{"a\tb"}, 2, nil, nil, []string{"control character"}},
 		{"too long", []string{strings.Repeat("x", 300)}, 2, nil, nil, []string{"the limit is 255"}},
-		{"stream starting with a dash", []string{"--", "-x"}, 0, nil, []string{"stream -x has no events"}, nil},
+		{"stream starting with a dash", []string{"--", "-x"}, 0, nil, nil, []string{"stream -x has no events"}},
 	}
 	for _, tt := range tests {
 		for _, asJSON := range []bool{false, true} {
@@ -145,17 +144,4 @@ func TestReadJSONFields(t *testing.T) {
 	r.want(t, 0, []string{`json  {"a":1}  metadata={"correlation-id":"c-1"}`, `text  "plain text"`, "binary  (3 bytes of binary data)", "empty  (no data)"}, nil)
 }
 
-// TestReadEmptyFileWritesNothing: readers refuse an empty file rather than
-// turning it into a database.
-func TestReadEmptyFileWritesNothing(t *testing.T) {
-	db := tempDB(t)
-	if err := os.WriteFile(db, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"log"}, {"read", "s"}, {"status"}} {
-		runCLI(t, "", append([]string{"--db", db}, args...)...).want(t, 1, nil, []string{"empty file"})
-		if info, err := os.Stat(db); err != nil || info.Size() != 0 {
-			t.Fatalf("%v changed the empty file: %v %v", args, info.Size(), err)
-		}
-	}
-}
+// An empty database file: TestEmptyFile in store_test.go.
