@@ -32,6 +32,10 @@ type ExpandOptions struct {
 	Logger           *slog.Logger
 	// Progress, if set, is called after every committed batch.
 	Progress func(ExpandProgress)
+
+	// beforeCommit, if set, is called with a batch's events inserted and
+	// its transaction still open (tests hold it open with it).
+	beforeCommit func(source string, events int)
 }
 
 // ExpandProgress reports one committed expansion batch.
@@ -201,6 +205,19 @@ func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, 
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	s := x.schema
+	// Share-lock the source row first. A replicator archiving the source
+	// (Options.NewSource) locks it FOR UPDATE, so the two exclude each
+	// other: without this, an archive could miss a first batch whose
+	// expanded row is still uncommitted, and the batch would then land
+	// under the name the new log starts afresh.
+	var layout string
+	err = tx.QueryRow(ctx, "SELECT layout FROM "+s+".sources WHERE name = $1 FOR KEY SHARE", source).Scan(&layout)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && Layout(layout) != LayoutFrames) {
+		return 0, 0, nil, nil, nil // archived meanwhile: the next round sees the new source
+	}
+	if err != nil {
+		return 0, 0, nil, nil, err
+	}
 	if _, err := tx.Exec(ctx, "INSERT INTO "+s+".expanded (source) VALUES ($1) ON CONFLICT DO NOTHING", source); err != nil {
 		return 0, 0, nil, nil, err
 	}
@@ -253,6 +270,9 @@ func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, 
 	last := evs[len(evs)-1].Position
 	if _, err := tx.Exec(ctx, "UPDATE "+s+".expanded SET position = $2, updated_at = now() WHERE source = $1", source, int64(last)); err != nil {
 		return 0, 0, nil, nil, err
+	}
+	if x.o.beforeCommit != nil {
+		x.o.beforeCommit(source, len(evs))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, nil, nil, err

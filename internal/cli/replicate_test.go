@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -133,33 +132,6 @@ func TestReplicateFollowsAndStopsOnSignal(t *testing.T) {
 	var n int64
 	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT position FROM "+schema+".sources WHERE name = 'follow'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("source position %d, err %v", n, err)
-	}
-}
-
-func TestMetricsHandler(t *testing.T) {
-	var m replicate.Metrics
-	m.HeadPosition.Store(10)
-	m.ReplicatedPosition.Store(7)
-	m.Batches.Store(2)
-	m.OldestPending.Store(time.Now().Add(-3 * time.Second).UnixNano())
-	srv := httptest.NewServer(metricsHandler("till-\"1\"", &m))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{
-		`evstore_replicate_head_position{source="till-\"1\""} 10`,
-		`evstore_replicate_replicated_position{source="till-\"1\""} 7`,
-		`evstore_replicate_lag_events{source="till-\"1\""} 3`,
-		`evstore_replicate_batches_total{source="till-\"1\""} 2`,
-		`evstore_replicate_lag_seconds{source="till-\"1\""} 3`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
 	}
 }
 
