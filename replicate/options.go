@@ -149,6 +149,11 @@ type Options struct {
 	Progress func(ProgressInfo)
 	// Metrics, if set, is kept up to date for the caller to export.
 	Metrics *Metrics
+
+	// onClaim, if set, is called inside the transaction that reconciles
+	// the source at a session start, with the source row locked (tests
+	// hold the transaction open with it).
+	onClaim func()
 }
 
 // ProgressInfo reports where replication stands.

@@ -95,10 +95,6 @@ type replicator struct {
 	batches  uint64 // batches committed by this Run
 
 	contacted atomic.Bool // a session reached PostgreSQL: the metrics' positions mean something
-
-	// claimed, if set, is called inside the claim transaction once the
-	// source row is locked (tests hold the transaction open with it).
-	claimed func()
 }
 
 func (r *replicator) run(ctx context.Context) error {
@@ -251,8 +247,8 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id, extract(epoch FROM now() - updated_at)::float8 FROM "+
 		r.schema+".sources WHERE name = $1 FOR UPDATE",
 		r.o.Source).Scan(&storeID, &layout, &pos, &lastID, &age)
-	if r.claimed != nil {
-		r.claimed()
+	if r.o.onClaim != nil {
+		r.o.onClaim()
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := r.createSource(ctx, tx); err != nil {
