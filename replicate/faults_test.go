@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	neturl "net/url"
 	"os"
 	"strings"
@@ -492,4 +493,41 @@ func TestOnceGivesUp(t *testing.T) {
 	if err := recv(t, done, "Run"); err != nil {
 		t.Fatalf("follow mode cut short by ctx: got %v, want nil", err)
 	}
+}
+
+// TestExpandLogsSayExpansion: expand's outage messages must not speak of
+// replication, which is another process an operator may go and restart.
+func TestExpandLogsSayExpansion(t *testing.T) {
+	var out syncWriter
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Expand(ctx, ExpandOptions{URL: "postgres://postgres@127.0.0.1:1/test?connect_timeout=5",
+			Backoff: Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond}, Logger: slog.New(slog.NewTextHandler(&out, nil))})
+	}()
+	waitFor(t, deadlockGuard, func() bool { return strings.Contains(out.String(), "retrying") })
+	cancel()
+	recv(t, done, "Expand")
+	if got := out.String(); !strings.Contains(got, `msg="expansion interrupted, retrying"`) || strings.Contains(got, "replication") {
+		t.Fatalf("expand's log:\n%s", got)
+	}
+}
+
+// syncWriter is a strings.Builder safe for concurrent use.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
