@@ -341,3 +341,39 @@ func TestFaultReconnectsWhenServerAnswers(t *testing.T) {
 	}
 	verifySource(t, pgtest.Conn(t, url), schema, "probe", store)
 }
+
+// TestFaultOutageRecoveryTime (long mode only: it waits out real outages
+// with the default backoff) measures how long after the network is back a
+// replicator has caught up, with probing (the default) and without. It
+// asserts nothing about time; the figures go to docs/reliability.md.
+func TestFaultOutageRecoveryTime(t *testing.T) {
+	if os.Getenv("EVSTORE_LONG") != "1" {
+		t.Skip("long mode only (EVSTORE_LONG=1): waits out real outages")
+	}
+	for _, outage := range []time.Duration{5 * time.Second, 20 * time.Second} {
+		for _, probe := range []time.Duration{0, -1} {
+			url, schema := pgtest.Schema(t)
+			proxy, viaProxy := startProxy(t, url)
+			store := newTestStore(t, 1_000)
+			ctx, cancel := context.WithCancel(context.Background())
+			var m replicate.Metrics
+			o := fastOptions(t, viaProxy, schema, "recovery")
+			o.Metrics, o.Backoff, o.ProbeInterval = &m, replicate.Backoff{}, probe // default backoff: 1s to 5m
+			done := make(chan error, 1)
+			go func() { done <- replicate.Run(ctx, store, o) }()
+			waitUntil(t, 30*time.Second, "caught up", func() bool { return m.ReplicatedPosition.Load() == store.Head() })
+			proxy.cut()
+			appendEvents(store, 1_000, 100, 10)
+			time.Sleep(outage)
+			proxy.restore()
+			back := time.Now()
+			waitUntil(t, 10*time.Minute, "caught up after the outage", func() bool { return m.ReplicatedPosition.Load() == store.Head() })
+			t.Logf("outage %v, probing %v: caught up %v after the network was back (%d failed attempts)",
+				outage, probe >= 0, time.Since(back).Round(10*time.Millisecond), m.Errors.Load())
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

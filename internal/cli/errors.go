@@ -59,7 +59,7 @@ var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
 	"set Options.TakeOver", "run with --take-over",
 	"(Options.RetryFor)", "(--retry-for)",
-	"Options.ActiveWindow", "the last hour",
+	"Options.ActiveWindow", "the active window",
 	"set Options.Layout to ", "pass --layout ",
 	"Options.Source", "--source",
 	"LayoutFrames", "--layout frames",
