@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,9 +120,18 @@ func (x *expander) session(ctx context.Context, bo *backoff, el *errorLog) error
 		if err != nil {
 			return err
 		}
+		// A source that cannot be expanded (a damaged frame) must not
+		// hold the others back: they are expanded first, then Expand
+		// stops with the first such error.
+		var broken error
 		for _, src := range sources {
 			for {
 				n, err := x.batch(ctx, conn, src)
+				if err != nil && permanent(err) && ctx.Err() == nil {
+					x.log.Error("cannot expand source", "source", src, "err", err)
+					broken = cmp.Or(broken, err)
+					break
+				}
 				if err != nil {
 					return err
 				}
@@ -130,6 +140,9 @@ func (x *expander) session(ctx context.Context, bo *backoff, el *errorLog) error
 				}
 				bo.reset()
 			}
+		}
+		if broken != nil {
+			return broken
 		}
 		if x.o.Once {
 			return nil

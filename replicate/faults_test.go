@@ -531,3 +531,38 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// TestExpandSkipsBrokenSource: a source whose frames cannot be expanded (a
+// damaged frame here; rows of another log under its name before the
+// archive race was closed) must not stop the expansion of the others.
+// Expand still reports it.
+func TestExpandSkipsBrokenSource(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	ctx := context.Background()
+	conn := pgtest.Conn(t, url)
+	st := openStore(t)
+	appendN(t, st, 30, jsonData)
+	for _, src := range []string{"a-broken", "b-fine"} {
+		o := fastOpts(url, schema, t)
+		o.Source, o.Layout, o.Once, o.BatchEvents = src, LayoutFrames, true, 10
+		if err := Run(ctx, st, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec(ctx, "UPDATE "+s+".frames SET frame = 'damaged' WHERE source = 'a-broken' AND first_position = 11"); err != nil {
+		t.Fatal(err)
+	}
+	err := Expand(ctx, ExpandOptions{URL: url, Schema: schema, Once: true, BatchEvents: 10, Logger: testLogger(t)})
+	if !errors.Is(err, format.ErrCorrupt) || !strings.Contains(err.Error(), "a-broken") {
+		t.Fatalf("got %v, want the damaged frame of a-broken", err)
+	}
+	var a, b int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT position FROM "+s+".expanded WHERE source = 'a-broken'), 0), "+
+		"coalesce((SELECT position FROM "+s+".expanded WHERE source = 'b-fine'), 0)").Scan(&a, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a != 10 || b != 30 {
+		t.Fatalf("expanded a-broken through %d (want 10, up to the damage), b-fine through %d (want 30)", a, b)
+	}
+}
