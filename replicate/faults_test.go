@@ -405,25 +405,25 @@ func copyTestFile(t testing.TB, from, to string) {
 func TestFlushIntervalDoesNotCapCatchUp(t *testing.T) {
 	url, schema := pgtest.Schema(t)
 	st := openStore(t)
-	appendN(t, st, 20_000, jsonData)
+	appendN(t, st, 4_000, jsonData)
 	for _, once := range []bool{true, false} {
 		t.Run(fmt.Sprint("once=", once), func(t *testing.T) {
 			var m Metrics
 			o := fastOpts(url, schema, t)
-			o.Source, o.Once, o.Metrics, o.BatchEvents, o.FlushInterval = fmt.Sprint("flush-", once), once, &m, 10_000, time.Nanosecond
+			o.Source, o.Once, o.Metrics, o.BatchEvents, o.FlushInterval = fmt.Sprint("flush-", once), once, &m, 2_000, time.Nanosecond
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- Run(ctx, st, o) }()
 			if !once {
-				waitFor(t, deadlockGuard, func() bool { return m.ReplicatedPosition.Load() == 20_000 })
+				waitFor(t, deadlockGuard, func() bool { return m.ReplicatedPosition.Load() == 4_000 })
 				cancel()
 			}
 			if err := recv(t, done, "Run"); err != nil {
 				t.Fatal(err)
 			}
 			if b := m.Batches.Load(); b != 2 {
-				t.Fatalf("20,000 events in %d batches, want 2 full ones", b)
+				t.Fatalf("4,000 events in %d batches, want 2 full ones", b)
 			}
 		})
 	}
@@ -467,7 +467,9 @@ func TestOnceGivesUp(t *testing.T) {
 	var m Metrics
 	o := fastOpts(unreachable, "evstore", t)
 	o.Once, o.RetryFor, o.Metrics = true, 300*time.Millisecond, &m
-	err := Run(context.Background(), st, o)
+	gctx, gcancel := context.WithTimeout(context.Background(), deadlockGuard)
+	defer gcancel()
+	err := Run(gctx, st, o)
 	var ce *pgconn.ConnectError
 	if !errors.Is(err, ErrGaveUp) || !errors.As(err, &ce) || m.Errors.Load() < 2 {
 		t.Fatalf("got %v after %d attempts, want ErrGaveUp wrapping the connect error after retries", err, m.Errors.Load())
