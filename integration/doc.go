@@ -9,6 +9,15 @@
 // EVSTORE_TEST_POSTGRES (a postgres:// URL) and skip, saying so, without it;
 // each uses its own schema and drops it afterwards.
 //
+// The replication fault suite (replication_faults_test.go: SIGKILLed
+// replicators and expanders, connection cuts, archive/expand races, cloned
+// devices) runs a short version by default, a few seconds; EVSTORE_LONG=1
+// runs the long one (tens of rounds, minutes):
+//
+//	EVSTORE_LONG=1 go test -run TestFault -v -timeout 60m ./integration/
+//
+// The counts are in docs/reliability.md.
+//
 // # Caveats
 //
 // The tests build the evstore binary with `go build`, so they need the Go

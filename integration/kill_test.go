@@ -22,11 +22,7 @@ import (
 func TestKilledReplicatorLosesNothing(t *testing.T) {
 	url, schema := pgtest.Schema(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "replicator")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/replicator")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the helper: %v\n%s", err, out)
-	}
+	bin := buildBin(t, "./testdata/replicator")
 	db := filepath.Join(dir, "events.db")
 	conn := pgtest.Conn(t, url)
 	ctx := context.Background()

@@ -88,11 +88,7 @@ func (l *bankLedger) read(t testing.TB, r io.Reader) {
 // buildBankChild builds testdata/bankchild.
 func buildBankChild(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bankchild")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/bankchild").CombinedOutput(); err != nil {
-		t.Fatalf("build the bank child: %v\n%s", err, out)
-	}
-	return bin
+	return buildBin(t, "./testdata/bankchild")
 }
 
 // openBank creates the accounts of the suites' bank in a new store, from

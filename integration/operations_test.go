@@ -20,38 +20,7 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// sharedBin is the evstore binary, built once for the tests of this file
-// (linking it takes seconds) and removed by TestMain.
-var sharedBin struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
-func binary(t *testing.T) string {
-	t.Helper()
-	sharedBin.once.Do(func() {
-		if sharedBin.dir, sharedBin.err = os.MkdirTemp("", "evstore-bin-"); sharedBin.err != nil {
-			return
-		}
-		sharedBin.path = filepath.Join(sharedBin.dir, "evstore")
-		cmd := exec.Command("go", "build", "-o", sharedBin.path, ".")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sharedBin.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if sharedBin.err != nil {
-		t.Fatal(sharedBin.err)
-	}
-	return sharedBin.path
-}
-
-func removeSharedBin() {
-	if sharedBin.dir != "" {
-		os.RemoveAll(sharedBin.dir)
-	}
-}
+func binary(t *testing.T) string { return evstoreBin(t) }
 
 // cliResult is one run of the binary.
 type cliResult struct {

@@ -36,11 +36,7 @@ func projectionKills() int {
 // fold of the log and its checkpoint the head.
 func TestKilledProjectionExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "projector")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/projector")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the helper: %v\n%s", err, out)
-	}
+	bin := buildBin(t, "./testdata/projector")
 	db := filepath.Join(dir, "bank.db")
 	const accounts = 20
 

@@ -13,17 +13,8 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// buildCLI builds the evstore binary once per test binary run.
-func buildCLI(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "evstore")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildCLI is the evstore binary.
+func buildCLI(t *testing.T) string { return evstoreBin(t) }
 
 // readmeCommands returns the "$ go run . ARGS" examples and the first
 // command of the quick start, with the output the README shows for each.

@@ -23,11 +23,12 @@ import (
 	"github.com/evstore/evstore/replicate"
 )
 
-// TestMain only removes the shared 100,000-event log after the run.
+// TestMain only removes what tests share (the 100,000-event log, the
+// fault suite's binaries) after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	bigLog.close()
-	removeSharedBin()
+	removeBuilt()
 	os.Exit(code)
 }
 

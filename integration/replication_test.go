@@ -186,8 +186,9 @@ func TestReplicationSurvivesOutage(t *testing.T) {
 
 // TestSourcesBelongToStores: two stores replicate into one database under
 // their own sources; a third store claiming an existing source name is
-// refused with the documented error, and with NewSource archives the old
-// rows and takes the name.
+// refused with the documented error, and with NewSource (and TakeOver, the
+// old owner being active a moment ago) archives the old rows and takes the
+// name.
 func TestSourcesBelongToStores(t *testing.T) {
 	url, schema := pgtest.Schema(t)
 	ctx := context.Background()
@@ -230,6 +231,13 @@ func TestSourcesBelongToStores(t *testing.T) {
 	}
 
 	o.NewSource = true
+	// dev-a advanced a moment ago: as likely a cloned device still running
+	// as a replaced one, so archiving it takes TakeOver.
+	if err := replicate.Run(ctx, c, o); !errors.Is(err, replicate.ErrSourceActive) {
+		t.Fatalf("got %v, want ErrSourceActive", err)
+	}
+	verifySource(t, conn, schema, "dev-a", a) // untouched
+	o.TakeOver = true
 	if err := replicate.Run(ctx, c, o); err != nil {
 		t.Fatal(err)
 	}

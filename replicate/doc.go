@@ -4,7 +4,8 @@
 // # Basics
 //
 // [Run] ships the events of a [local.Store] to PostgreSQL under a source
-// name (default: the host name), in batches of up to BatchEvents events or
+// name (default: [DefaultSource], the host name and the store id's first 8
+// hex digits), in batches of up to BatchEvents events or
 // BatchBytes bytes, one transaction per batch. It catches up in large
 // batches, then follows the log through [local.Store.Subscribe] and ships new
 // events within FlushInterval of their commit. With Options.Once it returns
@@ -17,8 +18,9 @@
 // opaque to SQL until [Expand] turns frames into events rows.
 //
 // [Migrate] creates or upgrades the tables (Run and Expand call it too);
-// [Status] reports the lag of a source for `evstore status`; [Metrics] and
-// Options.Progress feed Prometheus and progress bars. Each batch also carries
+// [Status] reports the lag of a source for `evstore status`, and what Run
+// would refuse; [Metrics] and Options.Progress feed progress bars and
+// Prometheus ([NewCollector], [MetricsHandler]). Each batch also carries
 // the idempotency keys of the requests whose events it holds, so that
 // [Restore] can rebuild a lost device's log (same store id, events and
 // keys) from which Run then continues the same source. The tables and the
@@ -37,12 +39,26 @@
 //     PostgreSQL, or one whose event at the replicated position has another
 //     id is refused ([ErrStoreMismatch], [ErrAhead], [ErrDiverged]) unless
 //     Options.NewSource archives the old source first.
+//   - Options.NewSource does not archive a source another log advanced
+//     within Options.ActiveWindow (1h) unless Options.TakeOver is set
+//     ([ErrSourceActive]): two devices under one name must not archive
+//     each other in turn.
 //   - One replicator per source: each session holds a PostgreSQL advisory
 //     lock on it; a second replicator fails with [ErrConcurrent].
-//   - Transient errors never stop Run: it retries with exponential backoff
-//     (1s to 5m, jittered) and logs a repeating error at most every 30s.
-//     Permanent ones (the sentinels, a corrupt local record, bad
-//     credentials) return at once.
+//   - An archive and an expansion batch of the same source exclude each
+//     other: the archive locks the source row FOR UPDATE, each expansion
+//     batch FOR KEY SHARE. No batch straddles an archive, so a source never
+//     holds rows of two logs.
+//   - Transient errors do not stop Run: it retries with exponential backoff
+//     (1s to 5m, jittered), probing an unreachable server every
+//     ProbeInterval to reconnect as soon as it answers, and logs a
+//     repeating error at most every 30s. Without Once it retries forever;
+//     with Once for RetryFor (2m), then returns [ErrGaveUp]. Permanent
+//     ones (the sentinels, a corrupt local record, what the server refuses
+//     for good: credentials, a missing database, an unknown setting, a
+//     reserved schema) return at once.
+//   - With Once, Run returns nil only when PostgreSQL holds everything;
+//     ctx ending first returns [ErrInterrupted].
 //   - Passwords in connection strings are never logged ([RedactURL]).
 //
 // # Caveats

@@ -33,11 +33,19 @@ var (
 	ErrLayoutMismatch = errors.New("layout mismatch")
 	// ErrSchemaTooNew: the schema was migrated by a newer evstore.
 	ErrSchemaTooNew = errors.New("schema is newer than this evstore")
+	// ErrSourceActive: Options.NewSource would archive a source that was
+	// advanced recently (within Options.ActiveWindow) by another log. The
+	// usual cause is two devices sharing a source name (cloned images);
+	// archiving would make them take the name from each other in turn.
+	ErrSourceActive = errors.New("source is in use by another log")
+	// ErrGaveUp: Options.Once and PostgreSQL stayed unreachable (or kept
+	// failing) for Options.RetryFor. The error wraps the last failure.
+	ErrGaveUp = errors.New("gave up replicating")
+	// ErrInterrupted: Options.Once and ctx ended before PostgreSQL held
+	// everything; the next run resumes where PostgreSQL stands. The error
+	// wraps ctx's error too.
+	ErrInterrupted = errors.New("interrupted before catching up")
 )
-
-// hintArchive is the advice for a source whose rows do not belong to this
-// log.
-const hintArchive = "set Options.NewSource to archive the old rows, or use another Options.Source"
 
 // Error is a permanent replication failure with what was found and what the
 // operator can do about it. It unwraps to one of the sentinels above.
@@ -90,17 +98,36 @@ func permanent(err error) bool {
 		return true
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "28"): // invalid authorization
-			return true
-		case pe.Code == "3D000", pe.Code == "42501": // no such database, permission denied
-			return true
-		case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"):
-			// Data or constraint error that survived the JSON fallback:
-			// the same batch would fail again forever.
-			return true
+	if !errors.As(err, &pe) {
+		return false // no answer from the server (refused, timed out, reset): an outage
+	}
+	switch class := pe.Code[:min(2, len(pe.Code))]; {
+	case class == "28": // invalid authorization
+		return true
+	case pe.Code == "3D000": // no such database
+		return true
+	case class == "42":
+		// Syntax or access rule: permission denied, a reserved schema
+		// name (pg_catalog), an unknown setting in the URL. Undefined
+		// table is the exception: a schema dropped under a running
+		// replicator is migrated again by the next session.
+		return pe.Code != "42P01"
+	case class == "22", class == "23":
+		// Data or constraint error that survived the JSON fallback:
+		// the same batch would fail again forever.
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		// The server refused the connection for a reason of its own. Only
+		// these classes can pass: too many connections or out of memory
+		// (53), shutting down or starting up (57), a system error (58), a
+		// connection problem (08), an internal error (XX).
+		switch pe.Code[:min(2, len(pe.Code))] {
+		case "53", "57", "58", "08", "XX":
+			return false
 		}
+		return true
 	}
 	return false
 }

@@ -1,10 +1,12 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +34,10 @@ type ExpandOptions struct {
 	Logger           *slog.Logger
 	// Progress, if set, is called after every committed batch.
 	Progress func(ExpandProgress)
+
+	// beforeCommit, if set, is called with a batch's events inserted and
+	// its transaction still open (tests hold it open with it).
+	beforeCommit func(source string, events int)
 }
 
 // ExpandProgress reports one committed expansion batch.
@@ -57,7 +63,9 @@ func Expand(ctx context.Context, opts ExpandOptions) error {
 	}
 	x := &expander{o: opts, cfg: cfg, schema: pgx.Identifier{opts.Schema}.Sanitize(), log: opts.Logger}
 	bo := newBackoff(opts.Backoff)
-	el := &errorLog{log: x.log, every: opts.ErrorLogInterval}
+	// The outage log speaks of replication; an operator reading expand's
+	// log must not think the replicator is the one failing.
+	el := &errorLog{log: slog.New(renamed{x.log.Handler(), "replication ", "expansion "}), every: opts.ErrorLogInterval}
 	x.log.Info("expanding frames", "url", RedactURL(opts.URL), "schema", opts.Schema, "once", opts.Once)
 	for {
 		err := x.session(ctx, bo, el)
@@ -98,9 +106,18 @@ func (x *expander) session(ctx context.Context, bo *backoff, el *errorLog) error
 		if err != nil {
 			return err
 		}
+		// A source that cannot be expanded (a damaged frame) must not
+		// hold the others back: they are expanded first, then Expand
+		// stops with the first such error.
+		var broken error
 		for _, src := range sources {
 			for {
 				n, err := x.batch(ctx, conn, src)
+				if err != nil && permanent(err) && ctx.Err() == nil {
+					x.log.Error("cannot expand source", "source", src, "err", err)
+					broken = cmp.Or(broken, err)
+					break
+				}
 				if err != nil {
 					return err
 				}
@@ -109,6 +126,9 @@ func (x *expander) session(ctx context.Context, bo *backoff, el *errorLog) error
 				}
 				bo.reset()
 			}
+		}
+		if broken != nil {
+			return broken
 		}
 		if x.o.Once {
 			return nil
@@ -187,6 +207,19 @@ func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, 
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	s := x.schema
+	// Share-lock the source row first. A replicator archiving the source
+	// (Options.NewSource) locks it FOR UPDATE, so the two exclude each
+	// other: without this, an archive could miss a first batch whose
+	// expanded row is still uncommitted, and the batch would then land
+	// under the name the new log starts afresh.
+	var layout string
+	err = tx.QueryRow(ctx, "SELECT layout FROM "+s+".sources WHERE name = $1 FOR KEY SHARE", source).Scan(&layout)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && Layout(layout) != LayoutFrames) {
+		return 0, 0, nil, nil, nil // archived meanwhile: the next round sees the new source
+	}
+	if err != nil {
+		return 0, 0, nil, nil, err
+	}
 	if _, err := tx.Exec(ctx, "INSERT INTO "+s+".expanded (source) VALUES ($1) ON CONFLICT DO NOTHING", source); err != nil {
 		return 0, 0, nil, nil, err
 	}
@@ -240,8 +273,32 @@ func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, 
 	if _, err := tx.Exec(ctx, "UPDATE "+s+".expanded SET position = $2, updated_at = now() WHERE source = $1", source, int64(last)); err != nil {
 		return 0, 0, nil, nil, err
 	}
+	if x.o.beforeCommit != nil {
+		x.o.beforeCommit(source, len(evs))
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, nil, nil, err
 	}
 	return len(evs), last, evs, rows, nil
+}
+
+// renamed is a slog.Handler that rewrites a leading word of messages.
+type renamed struct {
+	slog.Handler
+	from, to string
+}
+
+func (h renamed) Handle(ctx context.Context, r slog.Record) error {
+	if rest, ok := strings.CutPrefix(r.Message, h.from); ok {
+		r.Message = h.to + rest
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h renamed) WithAttrs(as []slog.Attr) slog.Handler {
+	return renamed{h.Handler.WithAttrs(as), h.from, h.to}
+}
+
+func (h renamed) WithGroup(name string) slog.Handler {
+	return renamed{h.Handler.WithGroup(name), h.from, h.to}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,9 @@ const (
 	DefaultBatchTimeout     = time.Minute
 	DefaultErrorLogInterval = 30 * time.Second
 	DefaultPollInterval     = time.Second
+	DefaultActiveWindow     = time.Hour
+	DefaultRetryFor         = 2 * time.Minute
+	DefaultProbeInterval    = time.Second
 )
 
 // Backoff controls the waits between attempts after a transient error: the
@@ -80,8 +84,11 @@ type Options struct {
 	// URL is the PostgreSQL connection string (postgres://user:pass@host/db
 	// or key=value form). Its password is never logged.
 	URL string
-	// Source names this log in PostgreSQL. Default: the host name. Each
-	// source belongs to one store id; see [ErrStoreMismatch].
+	// Source names this log in PostgreSQL. Default: [DefaultSource], the
+	// host name and the first 8 hex digits of the store id, so that cloned
+	// devices sharing a host name do not share a source; a source created
+	// under the bare host name by an older evstore for this same store is
+	// kept. Each source belongs to one store id; see [ErrStoreMismatch].
 	Source string
 	// Schema holds evstore's tables. Default "evstore".
 	Schema string
@@ -106,7 +113,27 @@ type Options struct {
 	// (another store id, ahead of the log, or diverged) and start the name
 	// afresh. The old rows are kept under "NAME@<UTC time>". Without it such
 	// a mismatch is a permanent error. A matching source is never touched.
+	// A source that another log advanced within ActiveWindow is not
+	// archived either ([ErrSourceActive]) unless TakeOver is set.
 	NewSource bool
+	// TakeOver lets NewSource archive a source even if it was advanced
+	// recently: for when the other log is known to be gone (a device
+	// replaced minutes after its last batch).
+	TakeOver bool
+	// ActiveWindow is how recent a source's last update must be for
+	// NewSource to treat it as in use elsewhere. Default 1h.
+	ActiveWindow time.Duration
+	// RetryFor bounds how long a run with Once keeps retrying while no
+	// attempt succeeds (PostgreSQL unreachable, say); it then returns
+	// [ErrGaveUp]. Default 2m with Once; negative: retry forever. Without
+	// Once, Run retries forever unless RetryFor is set (positive).
+	RetryFor time.Duration
+	// ProbeInterval: while waiting out a backoff after PostgreSQL could not
+	// be reached, Run tries a plain TCP connection this often and
+	// reconnects as soon as one succeeds, so the end of an outage is
+	// noticed within about this long however long the backoff has grown.
+	// Default 1s; negative disables probing.
+	ProbeInterval time.Duration
 	// Backoff after transient errors. Default 1s doubling to 5m, jitter 0.5.
 	Backoff Backoff
 	// LockWait is how long Run waits for another session's hold on the
@@ -126,6 +153,11 @@ type Options struct {
 	Progress func(ProgressInfo)
 	// Metrics, if set, is kept up to date for the caller to export.
 	Metrics *Metrics
+
+	// onClaim, if set, is called inside the transaction that reconciles
+	// the source at a session start, with the source row locked (tests
+	// hold the transaction open with it).
+	onClaim func()
 }
 
 // ProgressInfo reports where replication stands.
@@ -140,7 +172,8 @@ type ProgressInfo struct {
 }
 
 // Metrics are counters and gauges that Run keeps current. All fields are
-// safe to read concurrently; the CLI exports them to Prometheus.
+// safe to read concurrently; [NewCollector] and [MetricsHandler] export them
+// to Prometheus.
 type Metrics struct {
 	HeadPosition       atomic.Uint64 // local head
 	ReplicatedPosition atomic.Uint64 // last position committed to PostgreSQL
@@ -153,7 +186,20 @@ type Metrics struct {
 	OldestPending atomic.Int64
 	// LastSuccess is when the last batch committed (Unix nanoseconds).
 	LastSuccess atomic.Int64
+
+	source atomic.Pointer[string]
 }
+
+// Source is the source name Run replicates to ("" before Run starts): the
+// label of the exported series.
+func (m *Metrics) Source() string {
+	if p := m.source.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (m *Metrics) setSource(s string) { m.source.Store(&s) }
 
 // LagEvents is how many committed events PostgreSQL does not have yet.
 func (m *Metrics) LagEvents() uint64 {
@@ -174,16 +220,28 @@ func (m *Metrics) LagSeconds(now time.Time) float64 {
 	return max(0, now.Sub(time.Unix(0, t)).Seconds())
 }
 
-func (o Options) withDefaults() (Options, error) {
+// DefaultSource is the source name of a log when Options.Source is empty:
+// the host name, a dash and the first 8 hex digits of the store id. Cloned
+// devices share a host name but not a store id.
+func DefaultSource(storeID string) (string, error) {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("replicate: no source name and no host name to default to (%v): set Options.Source", err)
+	}
+	id := strings.ReplaceAll(storeID, "-", "")
+	return h[:min(len(h), 54)] + "-" + id[:min(8, len(id))], nil
+}
+
+func (o Options) withDefaults(storeID string) (Options, error) {
 	if o.URL == "" {
 		return o, errors.New("replicate: no PostgreSQL URL")
 	}
 	if o.Source == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return o, fmt.Errorf("replicate: no source name and no host name to default to: %v", err)
+		name, err := DefaultSource(storeID)
+		if err != nil {
+			return o, err
 		}
-		o.Source = h
+		o.Source = name
 	}
 	if err := checkName("source", o.Source); err != nil {
 		return o, err
@@ -220,6 +278,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ErrorLogInterval <= 0 {
 		o.ErrorLogInterval = DefaultErrorLogInterval
+	}
+	if o.ActiveWindow <= 0 {
+		o.ActiveWindow = DefaultActiveWindow
+	}
+	if o.RetryFor == 0 && o.Once {
+		o.RetryFor = DefaultRetryFor
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = DefaultProbeInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,12 +28,18 @@ const shutdownGrace = 5 * time.Second
 // everything the log held when Run started.
 //
 // Transient failures (PostgreSQL down, network cut, server restart) are
-// retried with exponential backoff forever; nothing is lost or duplicated,
-// because every batch re-checks in its transaction where PostgreSQL stands.
+// retried with exponential backoff; nothing is lost or duplicated, because
+// every batch re-checks in its transaction where PostgreSQL stands. Without
+// Once they are retried forever (unless Options.RetryFor is set); with Once
+// for Options.RetryFor, then Run returns [ErrGaveUp]. With Once, ctx ending
+// before PostgreSQL holds everything returns [ErrInterrupted].
 // Permanent failures return at once as an [*Error] (see the sentinels), a
-// damaged local record as format.ErrCorrupt.
+// damaged local record as format.ErrCorrupt, a server's refusal that no
+// retry can change (bad credentials, an unknown setting in the URL, a
+// reserved schema name) as the server's error.
 func Run(ctx context.Context, store *local.Store, opts Options) error {
-	opts, err := opts.withDefaults()
+	explicit := opts.Source != ""
+	opts, err := opts.withDefaults(store.ID())
 	if err != nil {
 		return err
 	}
@@ -45,6 +53,12 @@ func Run(ctx context.Context, store *local.Store, opts Options) error {
 	if r.storeID, err = uuid.Parse(store.ID()); err != nil {
 		return fmt.Errorf("replicate: store id %q is not a UUID: %w", store.ID(), err)
 	}
+	if !explicit {
+		// An older evstore named the source after the host alone: keep
+		// using such a source if it is this store's (checked on connect).
+		r.legacy, _ = os.Hostname()
+	}
+	r.m.setSource(opts.Source)
 	if r.cfg, err = connConfig(opts.URL, "evstore replicate "+opts.Source, &r.m.BytesSent); err != nil {
 		return err
 	}
@@ -55,6 +69,9 @@ func Run(ctx context.Context, store *local.Store, opts Options) error {
 	if opts.Once {
 		r.target = store.Head()
 	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go r.watchHead(wctx)
 	return r.run(ctx)
 }
 
@@ -69,11 +86,15 @@ type replicator struct {
 	codec   format.FrameCodec
 
 	target   uint64 // Once: replicate through this position
+	legacy   string // the host name, while a default source name is to be resolved
 	held     bool   // this Run has held the source lock before
 	lastPID  int32  // backend pid of the session that held it
 	started  bool
 	start    uint64 // replicated position at the first session
 	frameBuf []byte // reused frame encoding buffer
+	batches  uint64 // batches committed by this Run
+
+	contacted atomic.Bool // a session reached PostgreSQL: the metrics' positions mean something
 }
 
 func (r *replicator) run(ctx context.Context) error {
@@ -81,25 +102,56 @@ func (r *replicator) run(ctx context.Context) error {
 	el := &errorLog{log: r.log, every: r.o.ErrorLogInterval}
 	r.log.Info("replicating to PostgreSQL", "url", RedactURL(r.o.URL), "schema", r.o.Schema,
 		"layout", r.o.Layout, "once", r.o.Once, "head", r.store.Head())
+	var failingSince time.Time
+	batches := r.batches
 	for {
 		err := r.session(ctx, bo, el)
-		if ctx.Err() != nil {
-			return nil
-		}
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			return r.interrupted(ctx)
 		}
 		r.m.Errors.Add(1)
 		if permanent(err) {
 			r.log.Error("replication stopped", "err", err)
 			return err
 		}
+		now := time.Now()
+		if failingSince.IsZero() || r.batches != batches {
+			failingSince, batches = now, r.batches
+		}
 		d := bo.next()
+		if r.o.RetryFor > 0 {
+			left := r.o.RetryFor - now.Sub(failingSince)
+			if left <= 0 {
+				err = fmt.Errorf("%w for source %q: nothing succeeded for %v (Options.RetryFor); last error: %w",
+					ErrGaveUp, r.o.Source, now.Sub(failingSince).Round(time.Millisecond), err)
+				r.log.Error("replication stopped", "err", err)
+				return err
+			}
+			d = min(d, left)
+		}
 		el.failed(err, d)
-		if !sleep(ctx, d) {
-			return nil
+		if !r.wait(ctx, d, err) {
+			return r.interrupted(ctx)
 		}
 	}
+}
+
+// interrupted is Run's result when ctx ended: nil when following the log
+// (stopping is the normal end), an error with Once unless everything was
+// shipped, so that a script can tell a finished run from a cut-short one.
+func (r *replicator) interrupted(ctx context.Context) error {
+	if !r.o.Once {
+		return nil
+	}
+	pos := r.m.ReplicatedPosition.Load()
+	if r.contacted.Load() && pos >= r.target {
+		return nil
+	}
+	return fmt.Errorf("%w: source %q replicated through %d of %d; the next run resumes there: %w",
+		ErrInterrupted, r.o.Source, pos, r.target, context.Cause(ctx))
 }
 
 // session is one connection's life: connect, migrate, lock, reconcile with
@@ -112,6 +164,11 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 	defer closeConn(conn)
 	if _, err := migrate(ctx, conn, r.o.Schema); err != nil {
 		return fmt.Errorf("migrate schema %q: %w", r.o.Schema, err)
+	}
+	if r.legacy != "" {
+		if err := r.resolveLegacy(ctx, conn); err != nil {
+			return err
+		}
 	}
 	holder, err := lockSource(ctx, conn, r.o.Schema, r.o.Source, r.o.LockWait)
 	if err != nil {
@@ -140,13 +197,40 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 	head := r.store.Head()
 	r.m.ReplicatedPosition.Store(pos)
 	r.m.HeadPosition.Store(head)
+	r.contacted.Store(true)
 	r.log.Info("source ready", "position", pos, "head", head)
 	r.progress(pos, head, 0, 0)
 	return r.stream(ctx, conn, pos, bo)
 }
 
+// resolveLegacy settles a default source name: the bare host name if an
+// older evstore created that source for this store, otherwise the new
+// default (host name and store id prefix).
+func (r *replicator) resolveLegacy(ctx context.Context, conn *pgx.Conn) error {
+	var owner uuid.UUID
+	err := conn.QueryRow(ctx, "SELECT store_id FROM "+r.schema+".sources WHERE name = $1", r.legacy).Scan(&owner)
+	switch {
+	case err == nil && owner == r.storeID:
+		r.log.Info("keeping the source named after the host alone, which this log created", "new_default", r.o.Source)
+		r.o.Source = r.legacy
+		r.log = r.o.Logger.With("source", r.o.Source)
+		r.m.setSource(r.o.Source)
+	case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		return err
+	}
+	r.legacy = ""
+	return nil
+}
+
 // claim reconciles the source row with the local log and returns the
 // position PostgreSQL has: the only cursor Run trusts.
+//
+// It locks the source row FOR UPDATE, which conflicts with the FOR KEY
+// SHARE lock an expander holds on the same row for each of its batches: an
+// archive waits for an expansion batch in flight (even a source's first,
+// whose expanded row is not committed yet, so nothing else could be locked)
+// and an expander waits for an archive, then finds the source gone or
+// renewed. Either way no batch straddles an archive.
 func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -158,9 +242,14 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 		layout  string
 		pos     int64
 		lastID  *uuid.UUID
+		age     float64 // seconds since the row was last updated, by the server's clock
 	)
-	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id FROM "+r.schema+".sources WHERE name = $1 FOR UPDATE",
-		r.o.Source).Scan(&storeID, &layout, &pos, &lastID)
+	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id, extract(epoch FROM now() - updated_at)::float8 FROM "+
+		r.schema+".sources WHERE name = $1 FOR UPDATE",
+		r.o.Source).Scan(&storeID, &layout, &pos, &lastID, &age)
+	if r.o.onClaim != nil {
+		r.o.onClaim()
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := r.createSource(ctx, tx); err != nil {
 			return 0, err
@@ -181,6 +270,15 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 	if !r.o.NewSource || problem.Kind == ErrLayoutMismatch {
 		return 0, problem
 	}
+	if since := time.Duration(age * float64(time.Second)); since < r.o.ActiveWindow && !r.o.TakeOver {
+		// Two logs under one name (cloned devices) would archive each
+		// other in turn, each run leaving an archive: refuse instead.
+		return 0, &Error{Kind: ErrSourceActive, Source: r.o.Source,
+			Detail: fmt.Sprintf("store %s advanced it %v ago (through position %d), within Options.ActiveWindow (%v), and %s",
+				storeID, since.Round(time.Second), pos, r.o.ActiveWindow, problem.Kind),
+			Hint: "if two devices share this source name (a cloned image?), give each its own Options.Source; " +
+				"if the other log is gone for good, set Options.TakeOver to archive the source anyway"}
+	}
 	archive, err := r.archive(ctx, tx)
 	if err != nil {
 		return 0, err
@@ -194,33 +292,47 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 
 // check compares the source row with the local log.
 func (r *replicator) check(storeID uuid.UUID, layout Layout, pos uint64, lastID *uuid.UUID) (*Error, error) {
-	head := r.store.Head()
-	fresh := "set Options.NewSource to archive the old rows (renamed " + r.o.Source + "@<time>) and start this source afresh, or choose another Options.Source"
-	if storeID != r.storeID {
-		return &Error{Kind: ErrStoreMismatch, Source: r.o.Source,
-			Detail: fmt.Sprintf("PostgreSQL has it from store %s (through position %d), this log is store %s (head %d): a wiped device or a replaced log", storeID, pos, r.storeID, head),
-			Hint:   fresh}, nil
-	}
-	if pos > head {
-		return &Error{Kind: ErrAhead, Source: r.o.Source,
-			Detail: fmt.Sprintf("PostgreSQL has positions through %d, the local log ends at %d: a log restored from an older copy", pos, head),
-			Hint:   fresh}, nil
-	}
-	if pos > 0 && lastID != nil {
-		ev, err := eventAt(r.store, pos)
-		if err != nil {
-			return nil, err
-		}
-		if id, _ := uuid.Parse(ev.ID); id != *lastID {
-			return &Error{Kind: ErrDiverged, Source: r.o.Source,
-				Detail: fmt.Sprintf("at position %d PostgreSQL has event %s, the local log has %s", pos, *lastID, ev.ID),
-				Hint:   fresh}, nil
-		}
+	if problem, err := compareSource(r.store, r.o.Source, storeID, pos, lastID); problem != nil || err != nil {
+		return problem, err
 	}
 	if layout != r.o.Layout {
 		return &Error{Kind: ErrLayoutMismatch, Source: r.o.Source,
 			Detail: fmt.Sprintf("it was created with layout %s, this run asks for %s", layout, r.o.Layout),
 			Hint:   fmt.Sprintf("set Options.Layout to %s, or replicate under another Options.Source", layout)}, nil
+	}
+	return nil, nil
+}
+
+// compareSource tells whether the source row (store id, position, last
+// event id) belongs to the local log: the checks of a session start, shared
+// with [Status] so that both say the same.
+func compareSource(store *local.Store, source string, storeID uuid.UUID, pos uint64, lastID *uuid.UUID) (*Error, error) {
+	head := store.Head()
+	localID, err := uuid.Parse(store.ID())
+	if err != nil {
+		return nil, fmt.Errorf("replicate: store id %q is not a UUID: %w", store.ID(), err)
+	}
+	fresh := "set Options.NewSource to archive the old rows (renamed " + source + "@<time>) and start this source afresh, or choose another Options.Source"
+	if storeID != localID {
+		return &Error{Kind: ErrStoreMismatch, Source: source,
+			Detail: fmt.Sprintf("PostgreSQL has it from store %s (through position %d), this log is store %s (head %d): a wiped device or a replaced log", storeID, pos, localID, head),
+			Hint:   fresh}, nil
+	}
+	if pos > head {
+		return &Error{Kind: ErrAhead, Source: source,
+			Detail: fmt.Sprintf("PostgreSQL has positions through %d, the local log ends at %d: a log restored from an older copy", pos, head),
+			Hint:   fresh}, nil
+	}
+	if pos > 0 && lastID != nil {
+		ev, err := eventAt(store, pos)
+		if err != nil {
+			return nil, err
+		}
+		if id, _ := uuid.Parse(ev.ID); id != *lastID {
+			return &Error{Kind: ErrDiverged, Source: source,
+				Detail: fmt.Sprintf("at position %d PostgreSQL has event %s, the local log has %s", pos, *lastID, ev.ID),
+				Hint:   fresh}, nil
+		}
 	}
 	return nil, nil
 }
@@ -238,13 +350,12 @@ func (r *replicator) createSource(ctx context.Context, tx pgx.Tx) error {
 func (r *replicator) archive(ctx context.Context, tx pgx.Tx) (string, error) {
 	name := r.o.Source + "@" + time.Now().UTC().Format("20060102T150405.000Z")
 	s := r.schema
+	// The caller holds the source row FOR UPDATE, so no expander batch is
+	// in flight for it (see claim): the statements below, each with a
+	// fresh snapshot (READ COMMITTED), see every committed expansion.
 	for _, q := range []string{
 		"INSERT INTO " + s + ".sources (name, store_id, layout, position, last_event_id, created_at, updated_at) " +
 			"SELECT $2, store_id, layout, position, last_event_id, created_at, updated_at FROM " + s + ".sources WHERE name = $1",
-		// Waits for an expander's batch in flight to commit, so that the
-		// statements below (each with a fresh snapshot, READ COMMITTED)
-		// see and move its rows too.
-		"SELECT $2::text, 1 FROM " + s + ".expanded WHERE source = $1 FOR UPDATE",
 		"UPDATE " + s + ".events SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".frames SET source = $2 WHERE source = $1",
 		"UPDATE " + s + ".expanded SET source = $2 WHERE source = $1",
@@ -303,6 +414,11 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 	timer.Stop()
 	defer timer.Stop()
 	var flushC <-chan time.Time
+	// deferred: FlushInterval passed while the batch was behind the head.
+	// The interval is there to bound the latency of new events, not to cut
+	// catch-up batches short: such a batch goes when full or when it
+	// reaches the head.
+	deferred := false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	caughtUp := pos >= r.store.Head()
@@ -318,8 +434,9 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 		pos = b.events[n-1].Position
 		b.reset()
 		timer.Stop()
-		flushC = nil
+		flushC, deferred = nil, false
 		bo.reset()
+		r.batches++
 		head := r.store.Head()
 		r.m.HeadPosition.Store(head)
 		r.m.ReplicatedPosition.Store(pos)
@@ -369,12 +486,16 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 				flushC = timer.C
 				r.m.OldestPending.Store(it.ev.Time.UnixNano())
 			}
-			if b.add(it.ev) {
+			if b.add(it.ev) || (deferred && it.ev.Position >= r.store.Head()) {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
 		case <-flushC:
+			if last := b.events[b.len()-1].Position; last < r.store.Head() && (!r.o.Once || last < r.target) {
+				deferred, flushC = true, nil
+				continue
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -484,7 +605,9 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 		storeID uuid.UUID
 		pos     int64
 	)
-	err = tx.QueryRow(ctx, "SELECT store_id, position FROM "+r.schema+".sources WHERE name = $1 FOR UPDATE", r.o.Source).Scan(&storeID, &pos)
+	// FOR NO KEY UPDATE, not FOR UPDATE: it must not wait for an
+	// expander's FOR KEY SHARE on the same row (see claim).
+	err = tx.QueryRow(ctx, "SELECT store_id, position FROM "+r.schema+".sources WHERE name = $1 FOR NO KEY UPDATE", r.o.Source).Scan(&storeID, &pos)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("source %q disappeared from PostgreSQL; reconnecting", r.o.Source)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,18 +36,19 @@ type StatusInfo struct {
 // Status reports where replication of source stands, without changing
 // anything (no migration, no locks). store may be nil when the log cannot
 // be opened (a running replicator holds its file lock): the local fields
-// are then zero. A source owned by another store or ahead of the log is
-// reported in Problem and returned as the matching *Error too.
+// are then zero. A source that Run would refuse (owned by another store,
+// ahead of the log, diverged from it) is reported in Problem and returned
+// as the matching *Error too, with the words Run would use.
+//
+// An empty source means Run's default: [DefaultSource] for store, or the
+// bare host name if an older evstore created that source for this store.
+// Without a store, the one source named after this host is taken.
 func Status(ctx context.Context, store *local.Store, url, schema, source string) (StatusInfo, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if source == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return StatusInfo{}, fmt.Errorf("replicate: no source name and no host name: %w", err)
-		}
-		source = h
+	if err := checkName("schema", schema); err != nil {
+		return StatusInfo{}, err
 	}
 	info := StatusInfo{Source: source, Schema: schema, Checked: time.Now().UTC()}
 	if store != nil {
@@ -64,14 +66,21 @@ func Status(ctx context.Context, store *local.Store, url, schema, source string)
 	defer closeConn(conn)
 
 	s := pgx.Identifier{schema}.Sanitize()
+	if source == "" {
+		if source, err = defaultSourceFor(ctx, conn, s, store); err != nil {
+			return info, err
+		}
+		info.Source = source
+	}
 	var (
 		storeID uuid.UUID
 		layout  string
 		pos     int64
 		updated time.Time
+		lastID  *uuid.UUID
 	)
-	err = conn.QueryRow(ctx, "SELECT store_id, layout, position, updated_at FROM "+s+".sources WHERE name = $1", source).
-		Scan(&storeID, &layout, &pos, &updated)
+	err = conn.QueryRow(ctx, "SELECT store_id, layout, position, updated_at, last_event_id FROM "+s+".sources WHERE name = $1", source).
+		Scan(&storeID, &layout, &pos, &updated, &lastID)
 	var pe *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
@@ -99,16 +108,9 @@ func Status(ctx context.Context, store *local.Store, url, schema, source string)
 	if info.LocalHead > info.Replicated {
 		info.LagEvents = info.LocalHead - info.Replicated
 	}
-	var problem *Error
-	switch {
-	case info.StoreID != info.RemoteStoreID:
-		problem = &Error{Kind: ErrStoreMismatch, Source: source,
-			Detail: fmt.Sprintf("PostgreSQL has it from store %s, this log is store %s", info.RemoteStoreID, info.StoreID),
-			Hint:   hintArchive}
-	case info.Replicated > info.LocalHead:
-		problem = &Error{Kind: ErrAhead, Source: source,
-			Detail: fmt.Sprintf("PostgreSQL has positions through %d, the local log ends at %d", info.Replicated, info.LocalHead),
-			Hint:   hintArchive}
+	problem, err := compareSource(store, source, storeID, uint64(pos), lastID)
+	if err != nil {
+		return info, err
 	}
 	if problem != nil {
 		info.Problem = problem.Error()
@@ -116,6 +118,44 @@ func Status(ctx context.Context, store *local.Store, url, schema, source string)
 		return info, problem
 	}
 	return info, lagSeconds(&info, store)
+}
+
+// defaultSourceFor finds the source Run would use without Options.Source.
+func defaultSourceFor(ctx context.Context, conn *pgx.Conn, s string, store *local.Store) (string, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "", fmt.Errorf("replicate: no source name and no host name to default to (%v): set the source", err)
+	}
+	if store != nil {
+		var owner string
+		err := conn.QueryRow(ctx, "SELECT store_id::text FROM "+s+".sources WHERE name = $1", host).Scan(&owner)
+		if err == nil && owner == store.ID() {
+			return host, nil
+		}
+		return DefaultSource(store.ID())
+	}
+	// No store id to go by: the sources named after this host, archives
+	// aside.
+	prefix := host[:min(len(host), 54)] + "-"
+	rs, err := conn.Query(ctx, "SELECT name FROM "+s+".sources WHERE (name = $1 OR (left(name, $3) = $2 AND length(name) = $3 + 8)) AND position('@' in name) = 0 ORDER BY name",
+		host, prefix, len(prefix))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") {
+		return host, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	names, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	switch {
+	case err != nil:
+		return "", err
+	case len(names) == 1:
+		return names[0], nil
+	case len(names) == 0:
+		return host, nil
+	}
+	return "", fmt.Errorf("replicate: sources %s are all named after this host and the log is not open to tell which is its own: set the source", strings.Join(names, ", "))
 }
 
 // lagSeconds fills in the age of the first event PostgreSQL lacks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -142,16 +143,21 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	o, err := Options{URL: "postgres://x"}.withDefaults()
+	const id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	o, err := Options{URL: "postgres://x"}.withDefaults(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Source == "" || o.Schema != "evstore" || o.Layout != LayoutRows || o.BatchEvents != 10000 ||
+	host, _ := os.Hostname()
+	if o.Source != host+"-0a1b2c3d" || o.RetryFor != 0 || o.ActiveWindow != time.Hour || o.ProbeInterval != time.Second || o.Schema != "evstore" || o.Layout != LayoutRows || o.BatchEvents != 10000 ||
 		o.BatchBytes != 8<<20 || o.FlushInterval != 200*time.Millisecond || o.Backoff.Max != 5*time.Minute {
 		t.Fatalf("defaults %+v", o)
 	}
+	if o, _ := (Options{URL: "postgres://x", Once: true}).withDefaults(id); o.RetryFor != DefaultRetryFor {
+		t.Fatalf("Once: RetryFor %v, want %v", o.RetryFor, DefaultRetryFor)
+	}
 	for _, bad := range []Options{{}, {URL: "x", Layout: "columns"}, {URL: "x", Source: "a\nb"}, {URL: "x", Schema: strings.Repeat("s", 64)}} {
-		if _, err := bad.withDefaults(); err == nil {
+		if _, err := bad.withDefaults(id); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}

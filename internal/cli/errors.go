@@ -57,6 +57,9 @@ func describeError(ctx context.Context, err error) (int, string) {
 // one place where library wording meets flag names.
 var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
+	"set Options.TakeOver", "run with --take-over",
+	"(Options.RetryFor)", "(--retry-for)",
+	"Options.ActiveWindow", "the active window",
 	"set Options.Layout to ", "pass --layout ",
 	"Options.Source", "--source",
 	"Options.Schema", "--schema",

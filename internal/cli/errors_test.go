@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -64,6 +65,11 @@ func TestErrorsInFlagWords(t *testing.T) {
 			"pass --layout frames, or replicate under another --source"},
 		{&local.OpenError{Path: "x.db", Err: local.ErrLocked, Hint: "close the other process that has it open, or open another path"},
 			"pass another --db"},
+		{&replicate.Error{Kind: replicate.ErrSourceActive, Source: "s", Detail: "store x advanced it 5s ago (through position 3), within Options.ActiveWindow (1h0m0s), and store id mismatch",
+			Hint: "if two devices share this source name (a cloned image?), give each its own Options.Source; if the other log is gone for good, set Options.TakeOver to archive the source anyway"},
+			"within the active window (1h0m0s), and store id mismatch; if two devices share this source name (a cloned image?), give each its own --source; if the other log is gone for good, run with --take-over to archive"},
+		{fmt.Errorf("%w for source %q: nothing succeeded for 2m0s (Options.RetryFor); last error: refused", replicate.ErrGaveUp, "s"),
+			"nothing succeeded for 2m0s (--retry-for)"},
 		{errors.New("plain"), "plain"},
 	}
 	for _, tt := range tests {

@@ -10,13 +10,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -37,7 +34,7 @@ func toFlag(required bool) cli.Flag {
 }
 
 func sourceFlag() cli.Flag {
-	return &cli.StringFlag{Name: "source", Usage: "`NAME` of this log in PostgreSQL", DefaultText: "the host name"}
+	return &cli.StringFlag{Name: "source", Usage: "`NAME` of this log in PostgreSQL", DefaultText: "HOST-xxxxxxxx: the host name and the store id's first 8 hex digits"}
 }
 
 func schemaFlag() cli.Flag {
@@ -61,27 +58,31 @@ func replicateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replicate",
 		Usage: "copy the log to PostgreSQL, exactly once and in order, and keep following it",
-		UsageText: "evstore replicate --to postgres://… [--source NAME] [--once] [--layout rows|frames] [--schema S]\n" +
-			"   [--batch-events N] [--batch-bytes N] [--flush-interval D] [--metrics-addr :9464] [--new-source]",
-		Description: "Ships every event to PostgreSQL under a source name (default: the host name), catching up in\n" +
-			"large batches, then following the log and shipping new events within --flush-interval.\n" +
-			"Runs until interrupted (SIGINT/SIGTERM end it cleanly, exit 0) or, with --once, until caught up.\n" +
-			"Network and server failures are retried with backoff (1s to 5m) without losing or repeating\n" +
-			"an event. A source owned by another log, or ahead of this one, is refused: --new-source then\n" +
-			"archives the old rows as NAME@<time> and starts afresh. Layout rows: one row per event, ready\n" +
-			"for SQL; frames: compressed batches, far smaller, turned into rows by 'evstore expand'.\n" +
-			"See docs/replication.md.",
+		UsageText: "evstore replicate --to postgres://… [--source NAME] [--once [--retry-for D]] [--layout rows|frames] [--schema S]\n" +
+			"   [--batch-events N] [--batch-bytes N] [--flush-interval D] [--metrics-addr :9464] [--new-source [--take-over]]",
+		Description: "Ships every event to PostgreSQL under a source name (default: the host name and the store id's\n" +
+			"first 8 hex digits), catching up in large batches, then following the log and shipping new events\n" +
+			"within --flush-interval. Runs until interrupted (SIGINT/SIGTERM end it cleanly, exit 0) or, with\n" +
+			"--once, until caught up (exit 0), interrupted (exit 1) or failing for --retry-for (exit 1).\n" +
+			"Network and server failures are retried with backoff (1s to 5m), the server probed every second,\n" +
+			"without losing or repeating an event; errors no retry can fix exit 1 at once. A source owned by\n" +
+			"another log, or ahead of this one, is refused: --new-source then archives the old rows as\n" +
+			"NAME@<time> and starts afresh, unless another log advanced the source within the last hour\n" +
+			"(--take-over archives it anyway). Layout rows: one row per event, ready for SQL; frames:\n" +
+			"compressed batches, far smaller, turned into rows by 'evstore expand'. See docs/replication.md.",
 		Flags: []cli.Flag{
 			toFlag(true),
 			sourceFlag(),
 			schemaFlag(),
 			&cli.BoolFlag{Name: "once", Usage: "stop when PostgreSQL holds everything the log held at start"},
+			&cli.DurationFlag{Name: "retry-for", Value: replicate.DefaultRetryFor, Usage: "with --once, give up (exit 1) after failing for `D`; 0: retry forever"},
 			&cli.StringFlag{Name: "layout", Value: string(replicate.LayoutRows), Usage: "`rows` (one row per event) or frames (compressed batches); fixed when a source is created"},
 			&cli.IntFlag{Name: "batch-events", Value: replicate.DefaultBatchEvents, Usage: "at most `N` events per transaction"},
 			&cli.IntFlag{Name: "batch-bytes", Value: replicate.DefaultBatchBytes, Usage: "at most about `N` bytes per transaction"},
 			&cli.DurationFlag{Name: "flush-interval", Value: replicate.DefaultFlushInterval, Usage: "send a partial batch after `D`"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (e.g. :9464) at /metrics"},
 			&cli.BoolFlag{Name: "new-source", Usage: "if the source belongs to another log or is ahead of this one, archive it and start afresh"},
+			&cli.BoolFlag{Name: "take-over", Usage: "with --new-source, archive the source even if another log advanced it within the last hour"},
 			dbFlag(false),
 		},
 		Action: runReplicate,
@@ -104,6 +105,16 @@ func runReplicate(c *cli.Context) (err error) {
 	if c.Int("batch-events") <= 0 || c.Int("batch-bytes") <= 0 || c.Duration("flush-interval") <= 0 {
 		return usageErrorf("replicate: --batch-events, --batch-bytes and --flush-interval must be positive")
 	}
+	if c.Duration("retry-for") < 0 {
+		return usageErrorf("replicate: --retry-for must not be negative (0 retries forever)")
+	}
+	if c.Bool("take-over") && !c.Bool("new-source") {
+		return usageErrorf("replicate: --take-over only applies with --new-source")
+	}
+	retryFor := c.Duration("retry-for")
+	if retryFor == 0 {
+		retryFor = -1 // the library's "forever"
+	}
 	store, err := openStore(c, true)
 	if err != nil {
 		return err
@@ -121,16 +132,14 @@ func runReplicate(c *cli.Context) (err error) {
 	opts := replicate.Options{
 		URL: url, Source: c.String("source"), Schema: c.String("schema"), Layout: layout,
 		BatchEvents: c.Int("batch-events"), BatchBytes: c.Int("batch-bytes"), FlushInterval: c.Duration("flush-interval"),
-		Once: c.Bool("once"), NewSource: c.Bool("new-source"),
+		Once: c.Bool("once"), NewSource: c.Bool("new-source"), TakeOver: c.Bool("take-over"),
 		Logger: logger, Metrics: &m,
 	}
-	if opts.Source == "" {
-		if opts.Source, err = os.Hostname(); err != nil {
-			return usageErrorf("replicate: no host name to use as the source name: pass --source NAME")
-		}
+	if opts.Once {
+		opts.RetryFor = retryFor
 	}
 	if addr := c.String("metrics-addr"); addr != "" {
-		stop, err := serveMetrics(addr, opts.Source, &m)
+		stop, err := serveMetrics(addr, &m)
 		if err != nil {
 			return failuref(err, "replicate: metrics on %s: %v", addr, err)
 		}
@@ -237,43 +246,19 @@ func logProgress(ctx context.Context, log *slog.Logger, m *replicate.Metrics, ev
 	}
 }
 
-// serveMetrics serves the replicator's metrics for Prometheus at /metrics.
-// The values live in replicate.Metrics (plain atomics, so the library has
-// no Prometheus dependency); each series reads them when scraped.
-func serveMetrics(addr, source string, m *replicate.Metrics) (stop func(), err error) {
+// serveMetrics serves the replicator's metrics for Prometheus at /metrics
+// (replicate.MetricsHandler, which an embedding program can use as well).
+func serveMetrics(addr string, m *replicate.Metrics) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: metricsHandler(source, m), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: replicate.MetricsHandler(m), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	go srv.Serve(ln)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
-}
-
-func metricsHandler(source string, m *replicate.Metrics) http.Handler {
-	reg := prometheus.NewRegistry()
-	labels := prometheus.Labels{"source": source}
-	gauge := func(name, help string, f func() float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "evstore_replicate_" + name, Help: help, ConstLabels: labels}, f))
-	}
-	counter := func(name, help string, v *atomic.Uint64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "evstore_replicate_" + name, Help: help, ConstLabels: labels},
-			func() float64 { return float64(v.Load()) }))
-	}
-	gauge("head_position", "Last position in the local log.", func() float64 { return float64(m.HeadPosition.Load()) })
-	gauge("replicated_position", "Last position committed to PostgreSQL.", func() float64 { return float64(m.ReplicatedPosition.Load()) })
-	gauge("lag_events", "Committed events PostgreSQL does not have yet.", func() float64 { return float64(m.LagEvents()) })
-	gauge("lag_seconds", "Age of the oldest event PostgreSQL does not have yet.", func() float64 { return m.LagSeconds(time.Now()) })
-	gauge("last_success_timestamp_seconds", "When a batch last committed (Unix time), 0 before the first.", func() float64 { return float64(m.LastSuccess.Load()) / 1e9 })
-	counter("batches_total", "Batches committed to PostgreSQL.", &m.Batches)
-	counter("events_total", "Events committed to PostgreSQL.", &m.Events)
-	counter("bytes_sent_total", "Bytes written to PostgreSQL connections, protocol included.", &m.BytesSent)
-	counter("errors_total", "Failed replication attempts.", &m.Errors)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
 }

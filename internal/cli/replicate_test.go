@@ -7,7 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,8 @@ func TestReplicateUsage(t *testing.T) {
 		{"malformed URL", []string{"--db", db, "replicate", "--to", "postgres://u:s3cret@h:abc/db"}, 2, "not a usable PostgreSQL URL"},
 		{"malformed URL for status", []string{"--db", db, "status", "--to", "postgres://u:s3cret@h:abc/db"}, 2, "not a usable PostgreSQL URL"},
 		{"missing database", []string{"--db", missing, "replicate", "--to", "postgres://x/y"}, 1, missing},
+		{"take-over alone", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--take-over"}, 2, "--take-over only applies with --new-source"},
+		{"negative retry-for", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--once", "--retry-for", "-1s"}, 2, "--retry-for must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,33 +136,6 @@ func TestReplicateFollowsAndStopsOnSignal(t *testing.T) {
 	var n int64
 	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT position FROM "+schema+".sources WHERE name = 'follow'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("source position %d, err %v", n, err)
-	}
-}
-
-func TestMetricsHandler(t *testing.T) {
-	var m replicate.Metrics
-	m.HeadPosition.Store(10)
-	m.ReplicatedPosition.Store(7)
-	m.Batches.Store(2)
-	m.OldestPending.Store(time.Now().Add(-3 * time.Second).UnixNano())
-	srv := httptest.NewServer(metricsHandler("till-\"1\"", &m))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{
-		`evstore_replicate_head_position{source="till-\"1\""} 10`,
-		`evstore_replicate_replicated_position{source="till-\"1\""} 7`,
-		`evstore_replicate_lag_events{source="till-\"1\""} 3`,
-		`evstore_replicate_batches_total{source="till-\"1\""} 2`,
-		`evstore_replicate_lag_seconds{source="till-\"1\""} 3`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
 	}
 }
 
@@ -283,4 +259,108 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
+}
+
+// lastLine is the "evstore: ..." line a daemon command ends with on failure,
+// after its log.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestReplicateOnceEnds: --once must end, and say how, so cron can tell:
+// exit 1 after --retry-for when PostgreSQL is unreachable, exit 1 at once
+// when the server refuses for good (an unknown URL setting), exit 1 when
+// interrupted (SIGTERM cancels the same context) before it caught up.
+func TestReplicateOnceEnds(t *testing.T) {
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard: every case ends on its own
+	defer cancel()
+	unreachable := "postgres://postgres:s3cret@127.0.0.1:1/test?connect_timeout=2"
+	r := runDaemon(t, ctx, "--db", db, "replicate", "--once", "--to", unreachable, "--retry-for", "300ms")
+	if r.code != 1 || !strings.HasPrefix(lastLine(r.stderr), "evstore: replicate: ") ||
+		!containsAll(lastLine(r.stderr), []string{"gave up replicating", "(--retry-for)", "connection refused"}) || strings.Contains(r.stderr, "s3cret") {
+		t.Fatalf("unreachable: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+
+	if url := os.Getenv(pgtest.EnvVar); url != "" {
+		r = runDaemon(t, ctx, "--db", db, "replicate", "--once", "--to", url+"&no_such_setting=1", "--retry-for", "0")
+		if r.code != 1 || !strings.Contains(lastLine(r.stderr), `unrecognized configuration parameter "no_such_setting"`) {
+			t.Fatalf("permanent refusal: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	}
+
+	ictx, icancel := context.WithCancel(ctx)
+	done := make(chan result, 1)
+	var out syncBuffer
+	go func() {
+		code := Run(ictx, []string{"evstore", "--db", db, "replicate", "--once", "--to", unreachable, "--retry-for", "0"},
+			strings.NewReader(""), io.Discard, &out)
+		done <- result{code: code}
+	}()
+	for !strings.Contains(out.String(), "retrying") {
+		if ctx.Err() != nil {
+			t.Fatalf("replicate never retried:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	icancel()
+	if r := <-done; r.code != 1 || !strings.Contains(lastLine(out.String()), "interrupted before catching up") {
+		t.Fatalf("interrupted: exit %d, stderr:\n%s", r.code, out.String())
+	}
+}
+
+// TestStatusSaysWhatReplicateSays: on a log that diverged from PostgreSQL,
+// status exits 1 with replicate's reason instead of printing a lag.
+func TestStatusSaysWhatReplicateSays(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	dir := t.TempDir()
+	db, backup := filepath.Join(dir, "events.db"), filepath.Join(dir, "backup.db")
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	copyFile(t, db, backup)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	if r := runDaemon(t, context.Background(), "--db", db, "replicate", "--once", "--to", url, "--schema", schema, "--source", "d"); r.code != 0 {
+		t.Fatalf("replicate: %d %s", r.code, r.stderr)
+	}
+	copyFile(t, backup, db)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"other"}`}, [2]string{"counter.increment", `{"counter":"other"}`})
+	rep := runDaemon(t, context.Background(), "--db", db, "replicate", "--once", "--to", url, "--schema", schema, "--source", "d")
+	st := runCLI(t, "", "--db", db, "status", "--to", url, "--schema", schema, "--source", "d")
+	if rep.code != 1 || st.code != 1 || !strings.Contains(lastLine(rep.stderr), "have diverged") || !strings.Contains(st.stderr, "have diverged") ||
+		strings.Contains(st.stdout, "lag") {
+		t.Fatalf("replicate: %d %s\nstatus: %d %s %s", rep.code, lastLine(rep.stderr), st.code, st.stdout, st.stderr)
+	}
+}
+
+// TestStatusOfFrames: the default source name is found by status as by
+// replicate, and status asks for expand only while frames are unexpanded.
+func TestStatusOfFrames(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`}, [2]string{"counter.increment", `{"counter":"c"}`})
+	if r := runDaemon(t, context.Background(), "--db", db, "replicate", "--once", "--layout", "frames", "--to", url, "--schema", schema); r.code != 0 {
+		t.Fatalf("replicate: %d %s", r.code, r.stderr)
+	}
+	runCLI(t, "", "--db", db, "status", "--to", url, "--schema", schema).
+		want(t, 0, []string{"layout frames", "replicated  2 (lag 0 events", "expanded    0 (2 events only in frames yet: run 'evstore expand')"}, nil)
+	if r := runDaemon(t, context.Background(), "expand", "--once", "--to", url, "--schema", schema); r.code != 0 {
+		t.Fatalf("expand: %d %s", r.code, r.stderr)
+	}
+	r := runCLI(t, "", "--db", db, "status", "--to", url, "--schema", schema)
+	r.want(t, 0, []string{"expanded    2 (all)"}, nil)
+	if strings.Contains(r.stdout, "evstore expand") {
+		t.Fatalf("status asks for expand when all is expanded:\n%s", r.stdout)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -19,7 +19,8 @@ func statusCommand() *cli.Command {
 		Description: "Prints the local head and store id and, with --to, the source's replicated position, its lag\n" +
 			"in events and seconds (age of the oldest event PostgreSQL lacks) and the last successful batch.\n" +
 			"Changes nothing. While a replicator holds the database, the local side is reported as unknown.\n" +
-			"Exit 1 if the source belongs to another log or is ahead of this one.",
+			"Exit 1 if replicate would refuse the source: it belongs to another log, is ahead of this one,\n" +
+			"or has diverged from it.",
 		Flags: []cli.Flag{
 			toFlag(false),
 			sourceFlag(),
@@ -111,6 +112,10 @@ func printStatus(c *cli.Context, info replicate.StatusInfo, locked bool) {
 		fmt.Fprintf(w, "last batch  %s (%s ago)\n", info.LastSuccess.Format(time.RFC3339), info.Checked.Sub(info.LastSuccess).Round(time.Second))
 	}
 	if info.Layout == replicate.LayoutFrames {
-		fmt.Fprintf(w, "expanded    %d (run 'evstore expand' to turn frames into rows)\n", info.Expanded)
+		if info.Expanded < info.Replicated {
+			fmt.Fprintf(w, "expanded    %d (%d events only in frames yet: run 'evstore expand')\n", info.Expanded, info.Replicated-info.Expanded)
+		} else {
+			fmt.Fprintf(w, "expanded    %d (all)\n", info.Expanded)
+		}
 	}
 }
