@@ -107,12 +107,12 @@ func execSingle(c *cli.Context, reg *commands.Registry) error {
 	if err := reg.Check(name, args); err != nil {
 		return commandError(name, err)
 	}
-	store, err := openStore(c, false)
+	b, err := openBackend(c, false)
 	if err != nil {
 		return err
 	}
-	defer closeStore(store, &err)
-	o := execute(c.Context, executor.New(store.Store, executor.Options{}), reg, name, args, key)
+	defer b.close(&err)
+	o := b.exec(c.Context, reg, name, args, key)
 	if !o.OK {
 		return o.err()
 	}
@@ -248,13 +248,12 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 	}
 	asJSON, w := c.Bool("json"), c.App.Writer
 	var (
-		store      *cliStore
-		ex         *executor.Executor
+		b          backend
 		ok, failed int
 	)
 	defer func() {
-		if store != nil {
-			closeStore(store, &err)
+		if b != nil {
+			b.close(&err)
 		}
 	}()
 	r := bufio.NewReader(in)
@@ -275,11 +274,10 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			if perr == nil {
 				perr = reg.Check(name, args)
 			}
-			if perr == nil && store == nil {
-				if store, err = openStore(c, false); err != nil {
+			if perr == nil && b == nil {
+				if b, err = openBackend(c, false); err != nil {
 					return err
 				}
-				ex = executor.New(store.Store, executor.Options{})
 			}
 			switch {
 			case perr != nil && name == "":
@@ -287,7 +285,7 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 			case perr != nil:
 				o = o.fail(name, perr)
 			default:
-				o = execute(c.Context, ex, reg, name, args, key)
+				o = b.exec(c.Context, reg, name, args, key)
 				o.Line = n
 			}
 			if o.OK {

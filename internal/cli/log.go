@@ -22,14 +22,18 @@ func logCommand() *cli.Command {
 			if err := extraArgs(c, 0, "log [--from POSITION] [--limit N] [--json]"); err != nil {
 				return err
 			}
-			store, err := openStore(c, true)
+			b, err := openBackend(c, true)
 			if err != nil {
 				return err
 			}
-			defer closeStore(store, &err)
-			n, err := printEvents(c, store.ReadAll(c.Uint64("from")), c.Uint64("limit"))
+			defer b.close(&err)
+			n, err := printEvents(c, b.readAll(c.Context, c.Uint64("from")), c.Uint64("limit"))
 			if err == nil && n == 0 && !c.Bool("json") {
-				fmt.Fprintf(c.App.Writer, "no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
+				_, head, herr := b.status(c.Context)
+				if herr != nil {
+					return herr
+				}
+				fmt.Fprintf(c.App.Writer, "no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), head)
 			}
 			return err
 		},

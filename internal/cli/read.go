@@ -32,12 +32,12 @@ func readCommand() *cli.Command {
 			if err := format.ValidateStream(stream); err != nil {
 				return usageErrorf("read: %v", err)
 			}
-			store, err := openStore(c, true)
+			b, err := openBackend(c, true)
 			if err != nil {
 				return err
 			}
-			defer closeStore(store, &err)
-			n, err := printEvents(c, store.ReadStream(stream, c.Uint64("from")), 0)
+			defer b.close(&err)
+			n, err := printEvents(c, b.readStream(c.Context, stream, c.Uint64("from")), 0)
 			if err == nil && n == 0 && !c.Bool("json") {
 				if c.Uint64("from") > 1 {
 					fmt.Fprintf(c.App.Writer, "stream %s has no events from version %d\n", stream, c.Uint64("from"))
