@@ -206,11 +206,8 @@ func (a *api) runCommand(w http.ResponseWriter, r *http.Request) {
 		}
 		opts = append(opts, executor.Idempotent(key[0]))
 	}
-	// Check first: a malformed request must not wait behind the writer.
-	if err := a.opts.Registry.Check(name, args); err != nil {
-		a.failErr(w, r, err)
-		return
-	}
+	// No separate Check: Run decodes the arguments before it reads or
+	// writes anything, so bad ones fail just as early.
 	res, err := a.opts.Registry.Run(r.Context(), a.opts.Executor, name, args, opts...)
 	if err != nil {
 		a.failErr(w, r, err)
