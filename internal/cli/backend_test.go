@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/evstore/evstore/local"
+	"github.com/evstore/evstore/replicate"
+	"github.com/evstore/evstore/replicate/pgtest"
 	"github.com/evstore/evstore/server"
 )
 
@@ -121,16 +124,23 @@ func TestStaleSocket(t *testing.T) {
 	runCLI(t, "", "--db", db, "read", "counter-c").want(t, 0, []string{"counter-c  v1"}, nil)
 }
 
-// TestServe runs evstore serve, uses it through the CLI, and stops it as
-// SIGTERM would.
+// TestServe runs evstore serve, uses it, and stops it as SIGTERM would.
 func TestServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "s.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() { done <- runDaemon(t, ctx, "serve", "--db", db) }()
 	waitOwner(t, db, done)
-	runCLI(t, "", "--db", db, "exec", "counter.increment", `{"counter":"c"}`).want(t, 0, []string{"at position 1"}, nil)
-	runCLI(t, "", "--db", db, "status").want(t, 0, []string{"local head  1"}, nil)
+	// A client other than the CLI: urfave/cli keeps global state, so two
+	// CLI runs may not overlap in one process (TestThroughOwnerSameAsFile
+	// covers the CLI through an owner).
+	c := dialTest(t, db)
+	if _, err := c.Exec(ctx, "counter.increment", json.RawMessage(`{"counter":"c"}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Status(ctx); err != nil || st.Head != 1 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
 	cancel()
 	r := <-done
 	if r.code != 0 || !strings.Contains(r.stderr, "serving") {
@@ -190,4 +200,74 @@ func TestServeUsage(t *testing.T) {
 		runCLI(t, "", "--db", db, "serve", "--http", ":0", "--token-file", open).want(t, 2, nil, []string{"readable by other users", "chmod 600"})
 	}
 	noFile(t, db)
+}
+
+// TestServeReplicates runs serve with the replicator in-process: exec and
+// status work beside it, and stopping ships what was committed.
+func TestServeReplicates(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		done <- runDaemon(t, ctx, "serve", "--db", db, "--replicate-to", url, "--schema", schema, "--source", "till-9")
+	}()
+	waitOwner(t, db, done)
+	c := dialTest(t, db)
+	for range 5 {
+		if _, err := c.Exec(ctx, "counter.increment", json.RawMessage(`{"counter":"c"}`), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := c.Status(ctx); err != nil || st.Extra["replication"] == nil {
+		t.Fatalf("status without the replication: %+v, %v", st, err)
+	}
+	cancel() // as SIGTERM
+	if r := <-done; r.code != 0 {
+		t.Fatalf("serve exited %d: %s", r.code, r.stderr)
+	}
+	var pos int64
+	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT position FROM "+schema+".sources WHERE name = 'till-9'").Scan(&pos); err != nil || pos != 5 {
+		t.Fatalf("PostgreSQL at %d (%v) after serve stopped, want 5", pos, err)
+	}
+}
+
+func dialTest(t *testing.T, db string) *server.Client {
+	t.Helper()
+	c, err := server.DialSocket(context.Background(), server.SocketPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestStatusThroughOwner: status --to reports the local side from the
+// process holding the database.
+func TestStatusThroughOwner(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	store := ownDB(t, db)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`}, [2]string{"counter.increment", `{"counter":"c"}`})
+	status := func() replicate.StatusInfo {
+		t.Helper()
+		r := runCLI(t, "", "--db", db, "status", "--json", "--to", url, "--schema", schema, "--source", "till-8")
+		var info replicate.StatusInfo
+		if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil {
+			t.Fatalf("status: exit %d %q %v", r.code, r.stderr, err)
+		}
+		return info
+	}
+	if info := status(); info.LocalHead != 2 || info.LagEvents != 2 || info.StoreID != store.ID() {
+		t.Fatalf("before replicating: %+v", info)
+	}
+	if err := replicate.Run(context.Background(), store, replicate.Options{URL: url, Schema: schema, Source: "till-8", Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	if info := status(); info.LocalHead != 3 || info.Replicated != 2 || info.LagEvents != 1 || info.LagSeconds <= 0 {
+		t.Fatalf("after replicating 2 of 3: %+v", info)
+	}
+	runCLI(t, "", "--db", db, "status", "--to", url, "--schema", schema, "--source", "till-8").want(t, 0, []string{"local head  3", "replicated  2 (lag 1 events"}, nil)
 }
