@@ -112,6 +112,12 @@ func (b *ownerBackend) exec(ctx context.Context, _ *commands.Registry, name stri
 	o := outcome{Command: name, Key: key}
 	res, err := b.c.Exec(ctx, name, args, key)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// The owner may have taken the request up before the client gave
+		// up: unlike a local interruption, this one is ambiguous.
+		o.Error = fmt.Sprintf("%s interrupted: the process holding %s may or may not have committed it; run it again with the same --key (or check with 'evstore read')", name, b.path)
+		o.ExitCode = exitFailure
+		return o
 	case errors.Is(err, server.ErrUnreachable):
 		// Unlike every other failure, this one may follow a commit.
 		o.Error = fmt.Sprintf("%s: the process holding %s stopped answering (%v): the command may or may not have been committed; run it again with the same --key (or check with 'evstore read')", name, b.path, err)
