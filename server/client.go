@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -254,6 +255,73 @@ func (c *Client) pages(ctx context.Context, path string, from uint64, head *uint
 				return
 			}
 			from = p.Next
+		}
+	}
+}
+
+// Subscribe yields the log from position from, then each event as it
+// commits, until ctx ends (the iteration then just stops) or the owner goes
+// away (it yields an error wrapping ErrUnreachable; resume from the last
+// position seen + 1, through the owner or the file).
+func (c *Client) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error] {
+	return func(yield func(format.Event, error) bool) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/subscribe?from="+strconv.FormatUint(max(from, 1), 10), nil)
+		if err != nil {
+			yield(format.Event{}, err)
+			return
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(format.Event{}, fmt.Errorf("%w (%s): %v", ErrUnreachable, c.where, err))
+			}
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			e := &APIError{Status: resp.StatusCode}
+			if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e.Body) != nil || e.Body.Error == "" {
+				e.Body = ErrorBody{Error: "subscribe: " + resp.Status, Code: "http"}
+			}
+			yield(format.Event{}, e)
+			return
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 64<<20) // an event's data may be MiBs
+		kind := ""
+		for sc.Scan() {
+			line := sc.Bytes()
+			switch {
+			case bytes.HasPrefix(line, []byte("event: ")):
+				kind = string(line[len("event: "):])
+			case bytes.HasPrefix(line, []byte("data: ")):
+				data := line[len("data: "):]
+				if kind == "error" {
+					var body ErrorBody
+					json.Unmarshal(data, &body)
+					yield(format.Event{}, &APIError{Status: http.StatusServiceUnavailable, Body: body})
+					return
+				}
+				var j Event
+				if err := json.Unmarshal(data, &j); err != nil {
+					yield(format.Event{}, fmt.Errorf("subscribe: malformed event: %w", err))
+					return
+				}
+				ev, err := j.Decode()
+				if !yield(ev, err) || err != nil {
+					return
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			cause := sc.Err()
+			if cause == nil {
+				cause = io.EOF
+			}
+			yield(format.Event{}, fmt.Errorf("%w (%s): the stream ended: %v", ErrUnreachable, c.where, cause))
 		}
 	}
 }

@@ -400,3 +400,53 @@ func TestShutdownEndsSubscribers(t *testing.T) {
 	io.Copy(io.Discard, resp.Body) // ends: the server closed the stream
 	resp.Body.Close()
 }
+
+// TestClientSubscribe follows the log with the Go client: catch-up, live,
+// and an error wrapping ErrUnreachable when the server stops.
+func TestClientSubscribe(t *testing.T) {
+	store, err := local.Open(filepath.Join(shortDir(t), "s.db"), local.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	store.Append(ctx, []format.EventData{{Stream: "s", Type: "Old", Data: []byte{0xff}}})
+	srv, err := Listen(store, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx) }()
+	c, err := DialSocket(ctx, srv.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []format.Event
+	for ev, err := range c.Subscribe(ctx, 1) {
+		if err != nil {
+			if !errors.Is(err, ErrUnreachable) || len(got) != 2 {
+				t.Fatalf("after %d events: %v", len(got), err)
+			}
+			break
+		}
+		got = append(got, ev)
+		switch len(got) {
+		case 1:
+			if ev.Type != "Old" || string(ev.Data) != "\xff" {
+				t.Fatalf("catch-up: %+v", ev)
+			}
+			store.Append(ctx, []format.EventData{{Stream: "s", Type: "New"}})
+		case 2:
+			if ev.Type != "New" || ev.Position != 2 {
+				t.Fatalf("live: %+v", ev)
+			}
+			stop() // the server goes away under the subscriber
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
