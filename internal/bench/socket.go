@@ -89,6 +89,9 @@ func compareSocket(results []Result) {
 		}
 		r.Extra["ops_vs_deposit"] = ratio
 		note := fmt.Sprintf("%.0f%% of in-process deposit's ops/s (target 50%%); p95 %.2f ms vs %.2f ms", ratio*100, r.P95ms, dep.P95ms)
+		if a, b := r.Extra["cpu_ms_per_op"], dep.Extra["cpu_ms_per_op"]; a > 0 && b > 0 {
+			note += fmt.Sprintf("; CPU %.3f ms per op vs %.3f ms (clients included)", a, b)
+		}
 		if r.Note != "" {
 			note += "; " + r.Note
 		}
