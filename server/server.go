@@ -260,6 +260,9 @@ func checkToken(r *http.Request, token string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
+// maxSocketPath is the longest socket path accepted everywhere evstore runs.
+const maxSocketPath = 103
+
 // removeSocket removes path if it is a socket (never a file someone put
 // there by mistake).
 func removeSocket(path string) {
@@ -272,6 +275,10 @@ func removeSocket(path string) {
 // by an owner that died. The caller holds the database's lock, so no live
 // owner can be behind it.
 func listenSocket(path string) (net.Listener, error) {
+	// Linux takes 107 bytes, macOS 103; the bind error would not say why.
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("listen on %s: the socket path is %d bytes, more than the %d the OS takes: keep the database at a shorter path, or set Options.Socket (clients then need that path)", path, len(path), maxSocketPath)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("listen on %s: the path exists and is not a socket: remove it or set Options.Socket", path)

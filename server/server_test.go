@@ -246,6 +246,21 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+func TestSocketPathTooLong(t *testing.T) {
+	dir := filepath.Join(shortDir(t), strings.Repeat("d", 100))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store, err := local.Open(filepath.Join(dir, "s.db"), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := Listen(store, Options{}); err == nil || !strings.Contains(err.Error(), "set Options.Socket") {
+		t.Fatalf("long socket path: %v", err)
+	}
+}
+
 func TestTCPNeedsToken(t *testing.T) {
 	store, err := local.Open(filepath.Join(shortDir(t), "s.db"), local.Options{})
 	if err != nil {

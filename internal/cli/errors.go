@@ -59,6 +59,7 @@ var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
 	"set Options.Layout to ", "pass --layout ",
 	"Options.Source", "--source",
+	"set Options.Socket", "pass --socket",
 	"LayoutFrames", "--layout frames",
 	"the path names an evstore file", "--db names an evstore file",
 	"open another path", "pass another --db",

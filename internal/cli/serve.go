@@ -38,7 +38,7 @@ func serveCommand() *cli.Command {
 			"replicator in this process. SIGINT/SIGTERM stop it cleanly: requests in flight finish, the\n" +
 			"replicator ships what is committed (for at most 10s), then it exits 0.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "socket", Usage: "serve on the Unix socket `PATH`", DefaultText: "the database path + .sock"},
+			&cli.StringFlag{Name: "socket", Usage: "serve on the Unix socket `PATH` (the evstore CLI looks for the default only)", DefaultText: "the database path + .sock"},
 			&cli.StringFlag{Name: "http", Usage: "also serve on TCP `ADDR` (e.g. :8080 for 127.0.0.1:8080, or 0.0.0.0:8080); needs --token-file"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the bearer token TCP clients must send from `FILE` (mode 0600)"},
 			&cli.StringFlag{Name: "replicate-to", Usage: "replicate to PostgreSQL `URL` while serving"},
