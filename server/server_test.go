@@ -21,6 +21,15 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
+func shortDirB(b *testing.B) string {
+	d, err := os.MkdirTemp("", "evs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // shortDir is a temporary directory with a path short enough for a Unix
 // socket (t.TempDir can exceed the ~100 byte limit).
 func shortDir(t *testing.T) string {
