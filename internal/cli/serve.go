@@ -123,7 +123,14 @@ func runServe(c *cli.Context) (err error) {
 	var wg sync.WaitGroup
 	var rerr error
 	if ropts != nil {
-		wg.Go(func() { rerr = replicate.Run(follow, store.Store, *ropts) })
+		wg.Go(func() {
+			rerr = replicate.Run(follow, store.Store, *ropts)
+			if rerr != nil && follow.Err() == nil {
+				// Serving goes on: the log keeps taking commands, and the
+				// next start resumes replication. The exit code reports it.
+				logger.Error("replication stopped; serving continues", "error", rerr)
+			}
+		})
 	}
 	serr := srv.Serve(c.Context) // returns after in-flight requests finished
 	stopFollow()
