@@ -41,7 +41,7 @@ type Config struct {
 
 // Workloads lists the workloads in the order a full run executes them.
 var Workloads = []string{
-	"seed-single", "seed-multi", "seed-batch", "deposit", "transfer",
+	"seed-single", "seed-multi", "seed-batch", "deposit", "deposit-socket", "transfer",
 	"contention", "checkout", "checkout-hot", "growth", "read", "projection", "replicate-rows", "replicate-frames",
 }
 
@@ -261,6 +261,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (*Report, err
 		}
 		rep.Results = append(rep.Results, rows...)
 	}
+	compareSocket(rep.Results)
 	rep.Ratios = ratiosOf(rep.Results, !cfg.NoSync)
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
@@ -299,6 +300,8 @@ func runWorkload(ctx context.Context, env *workloadEnv, pg *pgBaseline, w string
 		if err == nil && pg != nil {
 			err = run("postgres", func() ([]Result, error) { return pg.bench(ctx, env, w) })
 		}
+	case "deposit-socket":
+		err = run("evstore", func() ([]Result, error) { return depositSocket(ctx, env) })
 	case "contention":
 		err = run("evstore", func() ([]Result, error) { return contention(ctx, env) })
 	case "checkout", "checkout-hot":

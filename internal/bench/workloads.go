@@ -210,14 +210,20 @@ func bankWorkload(ctx context.Context, env *workloadEnv, workload string) ([]Res
 func runClients(ctx context.Context, n int, d time.Duration, client func(s *sample)) Result {
 	samples := make([]*sample, n)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	deadline := start.Add(d)
 	for i := range samples {
 		samples[i] = &sample{deadline: deadline, ctx: ctx}
 		wg.Go(func() { client(samples[i]) })
 	}
 	wg.Wait()
-	return summarize("", "", time.Since(start), samples...)
+	r := summarize("", "", time.Since(start), samples...)
+	// CPU per operation says whether a workload is bound by the CPU or by
+	// waiting (fsync, the machine's other jobs): compare it with 1/ops·CPUs.
+	if used := cpuTime() - cpu; used > 0 && r.Ops > 0 {
+		r.Extra = map[string]float64{"cpu_ms_per_op": float64(used) / float64(time.Millisecond) / float64(r.Ops)}
+	}
+	return r
 }
 
 // timed records an operation that started at t, unless the caller's

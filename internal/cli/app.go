@@ -65,6 +65,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			logCommand(),
 			commandsCommand(reg),
 			replicateCommand(),
+			serveCommand(),
 			statusCommand(),
 			projectionsCommand(),
 			expandCommand(),

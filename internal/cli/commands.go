@@ -21,8 +21,12 @@ func commandsCommand(reg *commands.Registry) *cli.Command {
 			if err := extraArgs(c, 0, "commands [--json]"); err != nil {
 				return err
 			}
+			list, err := commandList(c, reg)
+			if err != nil {
+				return err
+			}
 			if c.Bool("json") {
-				for _, s := range reg.All() {
+				for _, s := range list {
 					if err := writeJSON(c.App.Writer, map[string]string{"name": s.Name, "args": s.Args, "summary": s.Summary}); err != nil {
 						return err
 					}
@@ -30,13 +34,13 @@ func commandsCommand(reg *commands.Registry) *cli.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			for _, s := range reg.All() {
+			for _, s := range list {
 				fmt.Fprintf(tw, "%s\t%s\n\t%s\n", s.Name, s.Summary, s.Args)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintln(c.App.Writer, "\nRun one with: evstore exec NAME 'ARGS-JSON'   (fields marked ? are optional)")
+			_, err = fmt.Fprintln(c.App.Writer, "\nRun one with: evstore exec NAME 'ARGS-JSON'   (fields marked ? are optional)")
 			return err
 		},
 	}

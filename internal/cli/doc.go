@@ -2,8 +2,9 @@
 // (exec.go, read.go, log.go, replicate.go, …), each with its own test, plus
 // the helpers they share — errors.go (exit codes and the mapping of library
 // errors to flag wording), store.go (opening --db, read-only for readers),
-// output.go (printing events), args.go (positional arguments), progress.go
-// (progress bars on a terminal, plain lines otherwise).
+// backend.go (the file, or the process that holds it), output.go (printing
+// events), args.go (positional arguments), progress.go (progress bars on a
+// terminal, plain lines otherwise).
 //
 // # Basics
 //
@@ -19,10 +20,19 @@
 //     names the problem and what to do; on success stderr stays empty.
 //   - Libraries speak of Options fields and methods; only this package
 //     speaks of flags. errors.go translates.
+//   - A command that reads or writes the log opens it through openBackend:
+//     when another process holds the file and serves its socket, the command
+//     runs through that owner and prints the same output, errors and exit
+//     codes. Long-running holders (serve, replicate following) serve the
+//     socket.
 //
 // # Caveats
 //
 // urfave/cli stops parsing flags at the first positional argument, so
 // "read STREAM --json" leaves --json as an argument; args.go detects this
 // and says so instead of "too many arguments".
+//
+// urfave/cli keeps global state (the help flag), so two Runs must not
+// overlap in one process; tests that need an owner beside a CLI run serve
+// the store with package server directly.
 package cli

@@ -64,6 +64,7 @@ var flagWords = strings.NewReplacer(
 	"Options.Source", "--source",
 	"Options.Schema", "--schema",
 	"RestoreOptions.Path", "--db",
+	"set Options.Socket", "pass --socket",
 	"LayoutFrames", "--layout frames",
 	"the path names an evstore file", "--db names an evstore file",
 	"open another path", "pass another --db",

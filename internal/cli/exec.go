@@ -108,12 +108,12 @@ func execSingle(c *cli.Context, reg *commands.Registry) error {
 	if err := reg.Check(name, args); err != nil {
 		return checkError(name, err)
 	}
-	store, err := openStore(c, false)
+	b, err := openBackend(c, false, false)
 	if err != nil {
 		return err
 	}
-	defer closeStore(store, &err)
-	o := execute(c.Context, executor.New(store.Store, executor.Options{}), reg, name, args, key)
+	defer b.close(&err)
+	o := b.exec(c.Context, reg, name, args, key)
 	if !o.OK {
 		return o.err()
 	}
@@ -278,13 +278,12 @@ func execFile(c *cli.Context, reg *commands.Registry) (err error) {
 	}
 	asJSON, w := c.Bool("json"), c.App.Writer
 	var (
-		store      *cliStore
-		ex         *executor.Executor
+		b          backend
 		ok, failed int
 	)
 	defer func() {
-		if store != nil {
-			closeStore(store, &err)
+		if b != nil {
+			b.close(&err)
 		}
 	}()
 	// Lines are read on a goroutine of their own, so that a signal ends a
@@ -328,11 +327,10 @@ read:
 					perr = checkError(name, perr)
 				}
 			}
-			if perr == nil && store == nil {
-				if store, err = openStore(c, false); err != nil {
+			if perr == nil && b == nil {
+				if b, err = openBackend(c, false, false); err != nil {
 					return err
 				}
-				ex = executor.New(store.Store, executor.Options{})
 			}
 			switch {
 			case perr != nil && name == "":
@@ -340,7 +338,7 @@ read:
 			case perr != nil:
 				o = o.fail(name, perr)
 			default:
-				o = execute(ctx, ex, reg, name, args, key)
+				o = b.exec(c.Context, reg, name, args, key)
 				o.Line = n
 			}
 			if o.OK {

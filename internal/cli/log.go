@@ -28,7 +28,7 @@ func logCommand() *cli.Command {
 			if err := extraArgs(c, 0, "log [--from POSITION] [--limit N] [--json]"); err != nil {
 				return err
 			}
-			store, err := openReadOnly(c)
+			b, err := openBackend(c, true, true)
 			if errors.Is(err, errEmptyDB) {
 				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at 0; %s is an empty file)\n", max(c.Uint64("from"), 1), dbPath(c))
 				return nil
@@ -36,16 +36,24 @@ func logCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			defer closeStore(store, &err)
+			defer b.close(&err)
 			if c.Bool("skip-damaged") {
-				return printSalvaged(c, store)
+				store := b.store()
+				if store == nil {
+					return failuref(nil, "log --skip-damaged reads the file itself, and another process holds it: stop that process (evstore serve, a following replicate) and run it again")
+				}
+				return printSalvaged(c, &cliStore{Store: store})
 			}
-			n, err := printEvents(c, store.ReadAll(c.Uint64("from")), c.Uint64("limit"))
+			n, err := printEvents(c, b.readAll(c.Context, c.Uint64("from")), c.Uint64("limit"))
 			if errors.Is(err, format.ErrCorrupt) {
 				return failuref(err, "%v: 'evstore log --skip-damaged' prints the intact events around it; see docs/operations.md", err)
 			}
 			if err == nil && n == 0 {
-				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), store.Head())
+				_, head, herr := b.status(c.Context)
+				if herr != nil {
+					return herr
+				}
+				fmt.Fprintf(c.App.ErrWriter, "evstore: no events from position %d (the log ends at %d)\n", max(c.Uint64("from"), 1), head)
 			}
 			return err
 		},

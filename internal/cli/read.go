@@ -33,7 +33,7 @@ func readCommand() *cli.Command {
 			if err := format.ValidateStream(stream); err != nil {
 				return usageErrorf("read: %v", err)
 			}
-			store, err := openReadOnly(c)
+			b, err := openBackend(c, true, true)
 			if errors.Is(err, errEmptyDB) {
 				fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events (%s is an empty file)\n", stream, dbPath(c))
 				return nil
@@ -41,8 +41,8 @@ func readCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			defer closeStore(store, &err)
-			n, err := printEvents(c, store.ReadStream(stream, c.Uint64("from")), 0)
+			defer b.close(&err)
+			n, err := printEvents(c, b.readStream(c.Context, stream, c.Uint64("from")), 0)
 			if err == nil && n == 0 {
 				if c.Uint64("from") > 1 {
 					fmt.Fprintf(c.App.ErrWriter, "evstore: stream %s has no events from version %d\n", stream, c.Uint64("from"))

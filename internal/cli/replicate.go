@@ -145,6 +145,10 @@ func runReplicate(c *cli.Context) (err error) {
 		}
 		defer stop()
 	}
+	if !opts.Once {
+		// Following holds the file for long: serve it to other processes.
+		defer serveOwner(c.Context, store.Store, logger)()
+	}
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -41,23 +41,27 @@ func runStatus(c *cli.Context) (err error) {
 			return err
 		}
 	}
-	opened, err := openReadOnly(c)
-	locked := errors.Is(err, local.ErrLocked)
-	var store *local.Store // nil when a running replicator holds it: report PostgreSQL's side only
+	b, err := openBackend(c, true, true)
+	locked := errors.Is(err, local.ErrLocked) // held by a process that serves no socket
+	var store *local.Store                    // nil when another process holds it
 	switch {
 	case locked:
 	case err != nil:
 		return err
 	default:
-		defer closeStore(opened, &err)
-		store = opened.Store
+		defer b.close(&err)
+		store = b.store()
 	}
 	url := c.String("to")
 	if url == "" {
-		if store == nil {
+		if b == nil {
 			return err
 		}
-		info := replicate.StatusInfo{StoreID: store.ID(), LocalHead: store.Head(), Checked: time.Now().UTC()}
+		id, head, err := b.status(c.Context)
+		if err != nil {
+			return err
+		}
+		info := replicate.StatusInfo{StoreID: id, LocalHead: head, Checked: time.Now().UTC()}
 		if c.Bool("json") {
 			return writeJSON(c.App.Writer, info)
 		}
@@ -68,6 +72,11 @@ func runStatus(c *cli.Context) (err error) {
 	var rerr *replicate.Error
 	if serr != nil && !errors.As(serr, &rerr) {
 		return pgFailure("status", serr)
+	}
+	if b != nil && store == nil {
+		if err := ownerStatus(c.Context, &info, b); err != nil {
+			return err
+		}
 	}
 	if c.Bool("json") {
 		if err := writeJSON(c.App.Writer, info); err != nil {
