@@ -22,7 +22,9 @@ import (
 )
 
 // ErrNoOwner is returned by [DialSocket] when nothing serves the socket:
-// no file there, or a file a dead owner left (connection refused).
+// no file there, or a file a dead owner left (connection refused); and by
+// a call whose connection was refused because the owner has gone since,
+// in which case the request was not sent.
 var ErrNoOwner = errors.New("no process serves the database")
 
 // ErrUnreachable wraps a failure to exchange a request with the owner after
@@ -64,6 +66,13 @@ func DialSocket(ctx context.Context, path string) (*Client, error) {
 // (on Windows) a file that is not a live socket.
 func isNoListener(err error) bool {
 	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOTSOCK) || errors.Is(err, syscall.EINVAL)
+}
+
+// notSent reports a failure to connect, after which the request was
+// certainly not sent.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && isNoListener(err)
 }
 
 // NewClient calls the API at baseURL (e.g. http://127.0.0.1:8080) with a
@@ -133,6 +142,11 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if notSent(err) {
+			// The owner went away before this request reached it: nothing
+			// happened, and the caller may use the file instead.
+			return fmt.Errorf("%w: %s: %v", ErrNoOwner, c.where, err)
 		}
 		return fmt.Errorf("%w (%s): %v", ErrUnreachable, c.where, err)
 	}

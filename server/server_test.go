@@ -474,3 +474,33 @@ func TestClientSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGoneOwnerIsNoOwner: a call whose connection is refused because the
+// server stopped was not sent, and says so with ErrNoOwner.
+func TestGoneOwnerIsNoOwner(t *testing.T) {
+	store, err := local.Open(filepath.Join(shortDir(t), "s.db"), local.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv, err := Listen(store, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	c, err := DialSocket(ctx, srv.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cancel()
+	<-done
+	if _, err := c.Exec(context.Background(), "counter.increment", json.RawMessage(`{"counter":"c"}`), ""); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("exec after the server stopped: %v, want ErrNoOwner", err)
+	}
+	if store.Head() != 0 {
+		t.Fatal("written")
+	}
+}

@@ -49,14 +49,14 @@ func openBackend(c *cli.Context, mustExist, readOnly bool) (backend, error) {
 	path := dbPath(c)
 	sock := server.SocketPath(path)
 	if b := dialOwner(c.Context, path, sock); b != nil {
-		return b, nil
+		return withFallback(b, c, mustExist), nil
 	}
 	store, err := openDB(c, mustExist, readOnly)
 	if errors.Is(err, local.ErrLocked) {
 		// The owner may have taken the lock and not be listening yet (the
 		// lock wait gave it a second), or have just started: ask again.
 		if b := dialOwner(c.Context, path, sock); b != nil {
-			return b, nil
+			return withFallback(b, c, mustExist), nil
 		}
 	}
 	if err != nil {
@@ -71,6 +71,21 @@ func dialOwner(ctx context.Context, path, sock string) *ownerBackend {
 		return nil
 	}
 	return &ownerBackend{c: client, path: path}
+}
+
+// withFallback lets an owner backend open the file itself when the owner
+// goes away before a request reaches it (a file of commands outlives it).
+func withFallback(b backend, c *cli.Context, mustExist bool) backend {
+	if ob, ok := b.(*ownerBackend); ok {
+		ob.fallback = func() (backend, error) {
+			store, err := openStore(c, mustExist)
+			if err != nil {
+				return nil, err
+			}
+			return &fileBackend{s: store}, nil
+		}
+	}
+	return b
 }
 
 // fileBackend is a database this process opened.
@@ -104,13 +119,26 @@ func (b *fileBackend) close(err *error) { closeStore(b.s, err) }
 
 // ownerBackend is a database another process holds and serves.
 type ownerBackend struct {
-	c    *server.Client
-	path string
+	c        *server.Client
+	path     string
+	fallback func() (backend, error) // opens the file; nil: none
+	file     backend                 // the file, once the owner has gone
 }
 
-func (b *ownerBackend) exec(ctx context.Context, _ *commands.Registry, name string, args json.RawMessage, key string) outcome {
+func (b *ownerBackend) exec(ctx context.Context, reg *commands.Registry, name string, args json.RawMessage, key string) outcome {
+	if b.file != nil {
+		return b.file.exec(ctx, reg, name, args, key)
+	}
 	o := outcome{Command: name, Key: key}
 	res, err := b.c.Exec(ctx, name, args, key)
+	if errors.Is(err, server.ErrNoOwner) && b.fallback != nil {
+		// Refused before anything was sent: the owner has gone, and
+		// with it the lock. Go on with the file.
+		if f, ferr := b.fallback(); ferr == nil {
+			b.file = f
+			return f.exec(ctx, reg, name, args, key)
+		}
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The owner may have taken the request up before the client gave
@@ -148,7 +176,12 @@ func (b *ownerBackend) status(ctx context.Context) (string, uint64, error) {
 
 func (b *ownerBackend) store() *local.Store { return nil }
 
-func (b *ownerBackend) close(*error) { b.c.Close() }
+func (b *ownerBackend) close(err *error) {
+	b.c.Close()
+	if b.file != nil {
+		b.file.close(err)
+	}
+}
 
 // ownerStatus fills in the local side of a replication status from the
 // process holding the database, as replicate.Status does from a store.
