@@ -108,6 +108,9 @@ func runReplicate(c *cli.Context) (err error) {
 	if c.Duration("retry-for") < 0 {
 		return usageErrorf("replicate: --retry-for must not be negative (0 retries forever)")
 	}
+	if c.IsSet("retry-for") && !c.Bool("once") {
+		return usageErrorf("replicate: --retry-for only applies with --once (following the log retries forever)")
+	}
 	if c.Bool("take-over") && !c.Bool("new-source") {
 		return usageErrorf("replicate: --take-over only applies with --new-source")
 	}

@@ -45,6 +45,7 @@ func TestReplicateUsage(t *testing.T) {
 		{"malformed URL for status", []string{"--db", db, "status", "--to", "postgres://u:s3cret@h:abc/db"}, 2, "not a usable PostgreSQL URL"},
 		{"missing database", []string{"--db", missing, "replicate", "--to", "postgres://x/y"}, 1, missing},
 		{"take-over alone", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--take-over"}, 2, "--take-over only applies with --new-source"},
+		{"retry-for without once", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--retry-for", "1m"}, 2, "--retry-for only applies with --once"},
 		{"negative retry-for", []string{"--db", db, "replicate", "--to", "postgres://x/y", "--once", "--retry-for", "-1s"}, 2, "--retry-for must not be negative"},
 	}
 	for _, tt := range tests {
