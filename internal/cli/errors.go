@@ -58,9 +58,10 @@ func describeError(ctx context.Context, err error) (int, string) {
 var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
 	"set Options.Layout to ", "pass --layout ",
-	"Options.Source", "--source",
-	"Options.Schema", "--schema",
+	"RestoreOptions.Source", "--source",
+	"RestoreOptions.Schema", "--schema",
 	"RestoreOptions.Path", "--db",
+	"Options.Source", "--source",
 	"LayoutFrames", "--layout frames",
 	"the path names an evstore file", "--db names an evstore file",
 	"open another path", "pass another --db",

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -64,6 +65,9 @@ func TestErrorsInFlagWords(t *testing.T) {
 			"pass --layout frames, or replicate under another --source"},
 		{&local.OpenError{Path: "x.db", Err: local.ErrLocked, Hint: "close the other process that has it open, or open another path"},
 			"pass another --db"},
+		{&replicate.Error{Kind: replicate.ErrNoSource, Source: "s", Hint: "check RestoreOptions.Source and RestoreOptions.Schema"},
+			"check --source and --schema"},
+		{fmt.Errorf("x.db: %w: set BackupOptions.Overwrite to replace it", local.ErrExists), "pass --force to replace it"},
 		{errors.New("plain"), "plain"},
 	}
 	for _, tt := range tests {
