@@ -556,3 +556,31 @@ func TestReadAllSalvage(t *testing.T) {
 		t.Fatalf("ReadAll yielded %d events before the damage", n)
 	}
 }
+
+func TestReadStreamSalvage(t *testing.T) {
+	// acct-0 is at positions 1, 6, 11, 16, 21, 26; damage 11.
+	path := damage(t, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		rec := bytes.Clone(b.Get(u64(11)))
+		rec[len(rec)-1] ^= 0xff
+		return b.Put(u64(11), rec)
+	})
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ok, bad []uint64
+	for ev, err := range s.ReadStreamSalvage("acct-0", 2) {
+		if ce, isCE := errors.AsType[*format.CorruptError](err); isCE {
+			bad = append(bad, ce.Position)
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		ok = append(ok, ev.Version)
+	}
+	if fmt.Sprint(ok) != "[2 4 5 6]" || fmt.Sprint(bad) != "[11]" {
+		t.Fatalf("intact versions %v, damaged positions %v", ok, bad)
+	}
+}

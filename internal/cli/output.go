@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/evstore/evstore/local"
 	"io"
+	"iter"
 	"strings"
 	"unicode/utf8"
 
@@ -102,4 +105,32 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// printSalvaged prints the intact events of a damaged log (from a salvage
+// read) and fails at the end, naming the damaged positions.
+func printSalvaged(c *cli.Context, cmd string, seq iter.Seq2[format.Event, error], limit uint64) error {
+	var damaged []string
+	events := func(yield func(format.Event, error) bool) {
+		for ev, err := range seq {
+			if ce, ok := errors.AsType[*format.CorruptError](err); ok && local.IsDamagedRecord(err) {
+				if len(damaged) < 20 {
+					damaged = append(damaged, fmt.Sprint(ce.Position))
+				} else if len(damaged) == 20 {
+					damaged = append(damaged, "…")
+				}
+				continue
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+	if _, err := printEvents(c, events, limit); err != nil {
+		return err
+	}
+	if len(damaged) > 0 {
+		return failuref(local.ErrCorruptStore, "%s: damaged records skipped at positions %s: run 'evstore verify' and see docs/operations.md", cmd, strings.Join(damaged, ", "))
+	}
+	return nil
 }
