@@ -17,7 +17,7 @@
 // [Store.CompactFile] writes a copy without free pages; [Store.Export],
 // [Store.ImportExport] and [Store.Import] move events between logs with
 // their positions, ids and times; [Store.ReadAllSalvage] reads past damaged
-// records. Options.ReadOnly opens a file without writing anything to it;
+// records (and [Store.ReadStreamSalvage] a stream). Options.ReadOnly opens a file without writing anything to it;
 // Options.StoreID gives a new file a known id (a restore).
 //
 // All writes go through one writer goroutine that groups whatever is queued

@@ -134,3 +134,11 @@ func printSalvaged(c *cli.Context, cmd string, seq iter.Seq2[format.Event, error
 	}
 	return nil
 }
+
+// count is "1 event", "2 events".
+func count[N int | uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
