@@ -202,6 +202,12 @@ func TestCheckFindsDamage(t *testing.T) {
 		{"key past the log", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketIdem).Put([]byte("k3"), receipt{first: 31, last: 32}.appendTo(nil))
 		}, []string{`idempotency key "k3": positions 31..32 do not lie in the log 1..30`}},
+		{"key not anchored", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeyAnchors).Delete(append(u64(4), "k3"...))
+		}, []string{`idempotency key "k3": not in the key-anchors index at position 4`}},
+		{"anchor of no key", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeyAnchors).Put(append(u64(7), "ghost"...), []byte{})
+		}, []string{`idempotency key "ghost" position 7: in the key-anchors index but not stored`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := damage(t, tt.fn)
