@@ -222,7 +222,7 @@ func (rs *restorer) progress() {
 func (rs *restorer) frames(ctx context.Context, info *RestoreInfo) error {
 	for rs.store.Head() < rs.head {
 		from := rs.store.Head()
-		rows, err := rs.conn.Query(ctx, "SELECT frame FROM "+rs.schema+".frames WHERE source = $1 AND last_position > $2 AND first_position <= $3 ORDER BY first_position LIMIT 64",
+		rows, err := rs.conn.Query(ctx, "SELECT frame FROM "+rs.schema+".frames WHERE source = $1 AND last_position > $2 AND first_position <= $3 ORDER BY first_position LIMIT 8",
 			rs.o.Source, int64(from), int64(rs.head))
 		if err != nil {
 			return err
