@@ -50,8 +50,8 @@
 //     it up yet; after that the commit completes and is reported.
 //   - The file never shrinks: deleted space is reused but not returned. CompactFile
 //     writes a copy without free pages.
-//   - Import runs beside the writer (bbolt orders their transactions) but is
-//     meant for filling a new or restored log, not for a busy one.
+//   - Import runs beside the writer (bbolt orders their transactions); it is
+//     meant for filling a new or restored log, where nothing else writes.
 //   - Check's page-level part (bbolt's own structure) runs only on a store
 //     opened read-only: bbolt's check is not safe beside a writer.
 //   - After a commit fails (an fsync error, a full disk) the store refuses

@@ -590,3 +590,44 @@ func TestReadStreamSalvage(t *testing.T) {
 		t.Fatalf("intact versions %v, damaged positions %v", ok, bad)
 	}
 }
+
+// TestImportBesideWriters imports while writers append: positions stay
+// gapless and the head ends at the log's last position.
+func TestImportBesideWriters(t *testing.T) {
+	src := openTemp(t, Options{NoSync: true})
+	fillStore(t, src, 1)
+	evs := collect(t, src.ReadAll(1))
+	s := openTemp(t, Options{NoSync: true})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := s.Append(context.Background(), []format.EventData{ev(fmt.Sprintf("w%d", w), "T", "{}")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	imported := 0
+	for imported < 20 {
+		e := evs[0]
+		e.Position = s.Head() + 1
+		e.Stream = "imported"
+		e.Version = uint64(imported + 1)
+		e.ID = fmt.Sprintf("0190a1b2-c3d4-7e5f-8a9b-%012d", imported)
+		err := s.Import(context.Background(), []format.Event{e}, nil)
+		if errors.Is(err, ErrImport) {
+			continue // a writer took the position first
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		imported++
+	}
+	wg.Wait()
+	rep, err := s.Check(context.Background())
+	if err != nil || !rep.OK() || rep.Head != 420 || s.Head() != 420 {
+		t.Fatalf("head %d, check %+v %v", s.Head(), rep, err)
+	}
+}
