@@ -82,8 +82,8 @@ func printCopy(c *cli.Context, what string, store *cliStore, info local.BackupIn
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, copyResult{info.Path, store.ID(), info.Bytes, info.Head, info.Report.Streams, true})
 	}
-	fmt.Fprintf(c.App.Writer, "%s of store %s written to %s: %d events, %d streams, %s, verified\n",
-		what, store.ID(), info.Path, info.Head, info.Report.Streams, byteSize(info.Bytes))
+	fmt.Fprintf(c.App.Writer, "%s of store %s written to %s: %s, %s, %s, verified\n",
+		what, store.ID(), info.Path, count(info.Head, "event"), count(info.Report.Streams, "stream"), byteSize(info.Bytes))
 	return nil
 }
 
