@@ -78,8 +78,9 @@
 //     executor queued them, which is their commit order for writes that
 //     share a stream and may differ from it for writes that do not.
 //   - Handle runs while the executor holds the command's streams. It must
-//     not run another command of the same Executor on those streams (it
-//     would wait for itself), and a slow Handle delays the commands queued
+//     not run another command of the same Executor on those streams: it
+//     would wait for itself (with Handle's context, Execute detects this and
+//     fails with [ErrReentrant]). A slow Handle delays the commands queued
 //     behind it on those streams.
 //   - Handle may run several times (retries, [ReadAlso]); it must not have
 //     side effects outside its return value. It can ask [Read] whether a

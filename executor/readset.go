@@ -14,6 +14,7 @@ import (
 // start state covers (base), the committed events after it, and the events
 // of queued writes folded on top (provisional).
 type readSet struct {
+	ex      *Executor // whose execution this is
 	streams []string
 	base    []uint64
 	events  [][]format.Event
