@@ -257,7 +257,8 @@ func (f *folder[S]) fold(rs *readSet) (S, error) {
 		var zero S
 		return zero, err
 	}
-	if f.mode == snapWhole && (n > 0 || rs.whole == nil) {
+	// Empty streams keep nothing: a zero state costs nothing to rebuild.
+	if f.mode == snapWhole && n > 0 {
 		// Kept before Handle sees it: Handle may modify its copy.
 		kept := f.snap.CloneState(state)
 		vs := make([]uint64, len(rs.streams))
@@ -290,7 +291,10 @@ func (f *folder[S]) foldPerStream(rs *readSet) (S, error) {
 				return zero, err
 			}
 		}
-		if len(rs.events[i]) > 0 || rs.starts[i] == nil {
+		// A stream with no committed events (a fresh basket) keeps
+		// nothing: its zero state costs nothing to rebuild, and keeping
+		// one per fresh stream would push useful states out.
+		if len(rs.events[i]) > 0 || rs.starts[i] == nil && rs.committed(i) > 0 {
 			kept := f.snap.CloneState(part)
 			v := rs.committed(i)
 			rs.starts[i] = kept
