@@ -317,7 +317,7 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		if err != nil {
 			return Result{}, err
 		}
-		if err := f.refresh(rs, h.queuedOn()); err != nil {
+		if err := f.refresh(ctx, rs, h.queuedOn()); err != nil {
 			h.release()
 			return Result{}, err
 		}
@@ -375,13 +375,13 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 				events[i].Metadata = md
 			}
 		}
-		seq := ex.seq.Add(1)
-		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: rs.after()})
+		seq, after := ex.seq.Add(1), rs.after()
+		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: after})
 		if err != nil {
 			h.release()
 			return Result{}, err
 		}
-		h.queue(&queuedWrite{p: p, seq: seq, events: provisional(events, p.IDs(), rs.versionOf)})
+		h.queue(&queuedWrite{p: p, seq: seq, after: after, events: provisional(events, p.IDs(), rs.versionOf)})
 		if cfg.key != "" {
 			ex.inflight.Store(cfg.key, p)
 		}

@@ -199,7 +199,7 @@ func TestSnapshotReadsOnlyPastKeptState(t *testing.T) {
 		}
 		rs := &readSet{ex: ex}
 		rs.add(cmd.Streams())
-		if err := f.refresh(rs, nil); err != nil {
+		if err := f.refresh(ctx, rs, nil); err != nil {
 			t.Fatal(err)
 		}
 		v, _ := s.Version("long")
