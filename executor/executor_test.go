@@ -477,6 +477,23 @@ func TestOneExecutorNeverConflictsWithItself(t *testing.T) {
 // stream stays exactly the sequence each command decided on. Longer with
 // EVSTORE_LONG=1.
 func TestQueuedWritesThatFailAreNotBuiltOn(t *testing.T) {
+	for _, mode := range []string{"plain", "snapshot", "per-stream"} {
+		t.Run(mode, func(t *testing.T) { testQueuedWritesThatFail(t, mode) })
+	}
+}
+
+// snapInt is a funcCommand[int] that keeps its states; streamInt keeps
+// them per stream.
+type snapInt struct{ funcCommand[int] }
+
+func (snapInt) SnapshotKey() string  { return "int" }
+func (snapInt) CloneState(n int) int { return n }
+
+type streamInt struct{ snapInt }
+
+func (streamInt) MergeState(dst *int, part int, _ string) { *dst = part }
+
+func testQueuedWritesThatFail(t *testing.T, mode string) {
 	s, _ := openStore(t)
 	ex := New(s, Options{MaxRetries: 1000})
 	d := 300 * time.Millisecond
@@ -503,7 +520,15 @@ func TestQueuedWritesThatFailAreNotBuiltOn(t *testing.T) {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(2000))*time.Microsecond)
-				_, err := Execute(ctx, ex, inc)
+				var err error
+				switch mode {
+				case "plain":
+					_, err = Execute(ctx, ex, inc)
+				case "snapshot":
+					_, err = Execute(ctx, ex, Command[int](snapInt{inc}))
+				default:
+					_, err = Execute(ctx, ex, Command[int](streamInt{snapInt{inc}}))
+				}
 				cancel()
 				switch {
 				case err == nil:
