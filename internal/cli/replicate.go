@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -70,7 +68,7 @@ func replicateCommand() *cli.Command {
 			"NAME@<time> and starts afresh, unless another log advanced the source within the last hour\n" +
 			"(--take-over archives it anyway). Layout rows: one row per event, ready for SQL; frames:\n" +
 			"compressed batches, far smaller, turned into rows by 'evstore expand'. See docs/replication.md.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			toFlag(true),
 			sourceFlag(),
 			schemaFlag(),
@@ -80,11 +78,10 @@ func replicateCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-events", Value: replicate.DefaultBatchEvents, Usage: "at most `N` events per transaction"},
 			&cli.IntFlag{Name: "batch-bytes", Value: replicate.DefaultBatchBytes, Usage: "at most about `N` bytes per transaction"},
 			&cli.DurationFlag{Name: "flush-interval", Value: replicate.DefaultFlushInterval, Usage: "send a partial batch after `D`"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (e.g. :9464) at /metrics"},
 			&cli.BoolFlag{Name: "new-source", Usage: "if the source belongs to another log or is ahead of this one, archive it and start afresh"},
 			&cli.BoolFlag{Name: "take-over", Usage: "with --new-source, archive the source even if another log advanced it within the last hour"},
 			dbFlag(false),
-		},
+		}, metricsFlags()...),
 		Action: runReplicate,
 	}
 }
@@ -141,13 +138,11 @@ func runReplicate(c *cli.Context) (err error) {
 	if opts.Once {
 		opts.RetryFor = retryFor
 	}
-	if addr := c.String("metrics-addr"); addr != "" {
-		stop, err := serveMetrics(addr, &m)
-		if err != nil {
-			return failuref(err, "replicate: metrics on %s: %v", addr, err)
-		}
-		defer stop()
+	stopMetrics, err := startMetrics(c, "replicate", store.Store, &m)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	if !opts.Once {
 		// Following holds the file for long: serve it to other processes.
 		defer serveOwner(c.Context, store.Store, logger)()
@@ -251,21 +246,4 @@ func logProgress(ctx context.Context, log *slog.Logger, m *replicate.Metrics, ev
 			last, lastAt = pos, now
 		}
 	}
-}
-
-// serveMetrics serves the replicator's metrics for Prometheus at /metrics
-// (replicate.MetricsHandler, which an embedding program can use as well).
-func serveMetrics(addr string, m *replicate.Metrics) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: replicate.MetricsHandler(m), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
-	go srv.Serve(ln)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
 }
