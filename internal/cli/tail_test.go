@@ -200,3 +200,33 @@ func TestTailOutlivesOwner(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, tr.stderr)
 	}
 }
+
+// TestTailReadOnlyFile: on a file this user may only read, tail cannot
+// hold and serve it: it looks read-only every --interval, and writers go
+// on between its looks.
+func TestTailReadOnlyFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may write any file")
+	}
+	db := bankDB(t)
+	if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	tr := startTail(t, "--db", db, "tail", "--from", "5", "--interval", "10ms")
+	if l := tr.next(t); !strings.HasPrefix(l, "5  ") {
+		t.Fatalf("first line %q", l)
+	}
+	if _, err := os.Stat(server.SocketPath(db)); !os.IsNotExist(err) {
+		t.Fatalf("a read-only tail serves a socket: %v", err)
+	}
+	if err := os.Chmod(db, 0o644); err != nil { // the writer's own permission
+		t.Fatal(err)
+	}
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	if l := tr.next(t); !strings.HasPrefix(l, "6  ") {
+		t.Fatalf("followed line %q", l)
+	}
+	if code := tr.stop(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, tr.stderr)
+	}
+}
