@@ -56,26 +56,32 @@ func runTail(c *cli.Context) error {
 	for attempt := 0; ; attempt++ {
 		// Writable, so that holding the file this tail can serve it.
 		b, err := openBackend(c, true, false)
-		if errors.Is(err, fs.ErrPermission) {
-			return pollTail(c, w, next) // a file this user may only read
-		}
-		if err != nil {
-			return err
-		}
-		progressed, err := followBackend(c, b, w, &next, logger)
-		b.close(&err)
 		switch {
-		case c.Context.Err() != nil:
-			return nil // interrupted: the normal end of a tail
-		case err == nil:
-			return nil
-		case !ownerGone(err):
+		case err != nil && c.Context.Err() != nil:
+			return nil // interrupted while waiting for the file
+		case errors.Is(err, fs.ErrPermission):
+			return pollTail(c, w, next) // a file this user may only read
+		case errors.Is(err, local.ErrLocked) && attempt > 0:
+			// Between two owners, a process that serves nothing (a backup)
+			// took the file: wait for it, as the first open did.
+		case err != nil:
 			return err
-		}
-		// The process that held the file stopped: go on from the next
-		// position through its successor, or with the file itself.
-		if progressed {
-			attempt = 0
+		default:
+			progressed, err := followBackend(c, b, w, &next, logger)
+			b.close(&err)
+			switch {
+			case c.Context.Err() != nil:
+				return nil // interrupted: the normal end of a tail
+			case err == nil:
+				return nil
+			case !ownerGone(err):
+				return err
+			}
+			// The process that held the file stopped: go on from the
+			// next position through its successor, or with the file.
+			if progressed {
+				attempt = 0
+			}
 		}
 		select {
 		case <-c.Context.Done():
