@@ -31,8 +31,8 @@
 //   - A command that reads or writes the log opens it through openBackend:
 //     when another process holds the file and serves its socket, the command
 //     runs through that owner and prints the same output, errors and exit
-//     codes. Long-running holders (serve, replicate following) serve the
-//     socket.
+//     codes. Long-running holders (serve, replicate following, tail) serve
+//     the socket.
 //
 // # Caveats
 //
@@ -45,6 +45,7 @@
 // and says so instead of "too many arguments".
 //
 // urfave/cli keeps global state (the help flag), so two Runs must not
-// overlap in one process; tests that need an owner beside a CLI run serve
-// the store with package server directly.
+// parse their flags at the same time in one process; tests that need an
+// owner beside a CLI run serve the store with package server directly, or
+// wait for a running tail's first line before starting another Run.
 package cli

@@ -28,8 +28,8 @@ func serveCommand() *cli.Command {
 		UsageText: "evstore serve [--db PATH] [--socket PATH] [--http ADDR --token-file F]\n" +
 			"   [--replicate-to postgres://… --source NAME [--schema S] [--layout rows|frames]] [--metrics-addr ADDR]",
 		Description: "Opens the database (creating it if needed) and serves the HTTP/JSON API of docs/api.md on a Unix\n" +
-			"socket beside it (PATH.sock, mode 0600). While it runs, evstore exec, read, log, status and\n" +
-			"commands on the same --db go through it. --http also serves the API on TCP (a port alone binds\n" +
+			"socket beside it (PATH.sock, mode 0600). While it runs, evstore exec, read, log, status, stats,\n" +
+			"streams, tail and commands on the same --db go through it. --http also serves the API on TCP (a port alone binds\n" +
 			"127.0.0.1), always behind the bearer token read from --token-file. --replicate-to runs the\n" +
 			"replicator in this process. SIGINT/SIGTERM stop it cleanly: requests in flight finish, the\n" +
 			"replicator ships what is committed (for at most 10s), then it exits 0.",
