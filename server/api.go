@@ -365,7 +365,7 @@ func (a *api) page(w http.ResponseWriter, r *http.Request, events func(func(form
 			a.failErr(w, r, err)
 			return
 		}
-		p.Events = append(p.Events, EncodeEvent(ev))
+		p.Events = append(p.Events, ev)
 		p.Next = key(ev) + 1
 		if len(p.Events) >= limit {
 			break
@@ -455,7 +455,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			rc.SetWriteDeadline(time.Now().Add(a.opts.RequestTimeout))
-			_, err = fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", ev.Position, mustJSON(EncodeEvent(ev)))
+			_, err = fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", ev.Position, mustJSON(ev))
 			if err == nil && len(events) == 0 {
 				flusher.Flush()
 			}

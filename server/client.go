@@ -192,14 +192,7 @@ type Result struct {
 }
 
 func (r AppendResult) decode() (Result, error) {
-	out := Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: make([]format.Event, len(r.Events))}
-	for i, e := range r.Events {
-		ev, err := e.Decode()
-		if err != nil {
-			return out, err
-		}
-		out.Events[i] = ev
-	}
+	out := Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: r.Events}
 	return out, nil
 }
 
@@ -335,9 +328,8 @@ func (c *Client) pages(ctx context.Context, path string, from uint64, head *uint
 				*head = p.Head
 			}
 			first = false
-			for _, e := range p.Events {
-				ev, err := e.Decode()
-				if !yield(ev, err) || err != nil {
+			for _, ev := range p.Events {
+				if !yield(ev, nil) {
 					return
 				}
 			}
@@ -395,13 +387,12 @@ func (c *Client) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Ev
 					yield(format.Event{}, &APIError{Status: http.StatusServiceUnavailable, Body: body})
 					return
 				}
-				var j Event
-				if err := json.Unmarshal(data, &j); err != nil {
+				var ev Event
+				if err := json.Unmarshal(data, &ev); err != nil {
 					yield(format.Event{}, fmt.Errorf("subscribe: malformed event: %w", err))
 					return
 				}
-				ev, err := j.Decode()
-				if !yield(ev, err) || err != nil {
+				if !yield(ev, nil) {
 					return
 				}
 			}
