@@ -120,7 +120,7 @@ func EncodeFrame(dst []byte, events []Event, codec FrameCodec) ([]byte, error) {
 	if len(events) == 0 {
 		return invalid("no events")
 	}
-	if len(events) > math.MaxUint32 {
+	if uint64(len(events)) > math.MaxUint32 {
 		return invalid("too many events")
 	}
 	if codec != FrameCodecNone && codec != FrameCodecZstd {
