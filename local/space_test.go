@@ -279,7 +279,7 @@ func TestSpaceWritesModel(t *testing.T) {
 		}
 		var marks []mark
 		rng := rand.New(rand.NewPCG(seed, 7))
-		for step := range 5000 {
+		for step := range 2000 {
 			key := fmt.Sprintf("k%d", rng.IntN(40))
 			switch op := rng.IntN(10); {
 			case op < 5:
