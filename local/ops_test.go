@@ -66,6 +66,9 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 		if _, err := ro.Append(context.Background(), []format.EventData{ev("a", "T", "{}")}); !errors.Is(err, ErrReadOnly) {
 			t.Fatalf("append on a read-only store: %v", err)
 		}
+		if err := ro.UpdateSpace(context.Background(), "p", func(tx *SpaceTx) error { return tx.Put([]byte("k"), []byte("v")) }); !errors.Is(err, ErrReadOnly) {
+			t.Fatalf("key-space update on a read-only store: %v", err)
+		}
 		if rep, err := ro.Check(context.Background()); err != nil || !rep.OK() || !rep.Pages {
 			t.Fatalf("check: %+v %v", rep, err)
 		}

@@ -22,7 +22,7 @@ import (
 // hints: a Go program embedding them has no flags to pass.
 func TestLibrariesNameNoFlags(t *testing.T) {
 	flag := regexp.MustCompile(`(^|[\s(])--[a-z][a-z-]+`)
-	for _, pkg := range []string{"format", "local", "executor", "commands", "replicate", "server"} {
+	for _, pkg := range []string{"format", "local", "executor", "commands", "replicate", "server", "projection", "evstoretest"} {
 		dir := filepath.Join("..", "..", pkg)
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
