@@ -122,7 +122,7 @@ func TestPermanent(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &Error{Kind: ErrStoreMismatch}), true},
 		{&localError{errors.New("x")}, true},
 		{fmt.Errorf("frame: %w", format.ErrCorrupt), true},
-		{fmt.Errorf("%w: pid 1", errLockBusy), false},
+		{fmt.Errorf("source %q is no longer claimed", "x"), false},
 	}
 	for _, tt := range tests {
 		if got := permanent(tt.err); got != tt.want {

@@ -59,6 +59,8 @@ var flagWords = strings.NewReplacer(
 	"set Options.NewSource", "run with --new-source",
 	"set Options.TakeOver", "run with --take-over",
 	"(Options.RetryFor)", "(--retry-for)",
+	"Options.HeartbeatInterval", "--heartbeat",
+	"Options.TakeOver", "--take-over",
 	"Options.ActiveWindow", "the active window",
 	"set Options.Layout to ", "pass --layout ",
 	"Options.Source", "--source",
