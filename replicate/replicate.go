@@ -280,8 +280,17 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (pos0 uint64, ot
 		r.o.onClaim()
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		if err := r.createSource(ctx, tx); err != nil {
+		// Two replicators may create the source at once: the second's
+		// INSERT waits for the first's to commit, then does nothing, and
+		// the claim starts again on the row the first made (and holds).
+		tag, err := tx.Exec(ctx, "INSERT INTO "+r.schema+".sources (name, store_id, layout) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+			r.o.Source, r.storeID, string(r.o.Layout))
+		if err != nil {
 			return 0, nil, err
+		}
+		if tag.RowsAffected() == 0 {
+			tx.Rollback(ctx)
+			return r.claim(ctx, conn)
 		}
 		if err := r.hold(ctx, tx, 0); err != nil {
 			return 0, nil, err
