@@ -63,6 +63,7 @@ var flagWords = strings.NewReplacer(
 	"Options.TakeOver", "--take-over",
 	"Options.ActiveWindow", "the active window",
 	"set Options.Layout to ", "pass --layout ",
+	"FleetOptions.Schema", "--schema",
 	"Options.Source", "--source",
 	"Options.Schema", "--schema",
 	"RestoreOptions.Path", "--db",
