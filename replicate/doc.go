@@ -17,6 +17,10 @@
 // default), several times fewer bytes sent and stored, byte-exact, but
 // opaque to SQL until [Expand] turns frames into events rows.
 //
+// Many devices replicate into one database, directly or through PgBouncer
+// in transaction mode (no session state is used); [Fleet] is the central
+// view of all sources (docs/fleet.md).
+//
 // [Migrate] creates or upgrades the tables (Run and Expand call it too);
 // [Status] reports the lag of a source for `evstore status`, and what Run
 // would refuse; [Metrics] and Options.Progress feed progress bars and
