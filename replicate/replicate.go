@@ -597,10 +597,13 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 			idle := time.Since(lastContact)
 			switch {
 			case idle >= r.o.HeartbeatInterval:
-				if err := reopen(); err != nil {
-					return err
-				}
-				if err := r.heartbeat(ctx, conn, pos); err != nil {
+				// Reconnecting claims the source again, which records the
+				// same as a heartbeat.
+				if conn == nil {
+					if err := reopen(); err != nil {
+						return err
+					}
+				} else if err := r.heartbeat(ctx, conn, pos); err != nil {
 					return err
 				}
 				lastContact = time.Now()

@@ -56,7 +56,11 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 		devices = fleetDevices
 	}
 	devices = max(int(float64(devices)*env.cfg.Scale), 5)
-	schema := fmt.Sprintf("evstore_bench_fleet_%08x", rand.Uint32())
+	tag := fmt.Sprintf("%08x", rand.Uint32())
+	schema := "evstore_bench_fleet_" + tag
+	// Sources (and so application names) carry the run's tag: a pooler's
+	// idle server connections from an earlier run must not be counted.
+	sourceName := func(i int) string { return fmt.Sprintf("fleet-%s-%05d", tag, i) }
 	defer dropSchema(env.cfg.To, schema)
 	dir, err := os.MkdirTemp(env.dir, name+"-")
 	if err != nil {
@@ -92,7 +96,7 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 	var firstErr atomic.Pointer[error]
 	for i := range devices {
 		metrics[i] = new(replicate.Metrics)
-		o := replicate.Options{URL: url, Schema: schema, Source: fmt.Sprintf("fleet-%05d", i), FlushInterval: fleetFlush,
+		o := replicate.Options{URL: url, Schema: schema, Source: sourceName(i), FlushInterval: fleetFlush,
 			Metrics: metrics[i], LockWait: time.Minute}
 		wg.Go(func() {
 			if err := replicate.Run(rctx, stores[i], o); err != nil {
@@ -130,7 +134,7 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 			lags = append(lags, time.Duration(m.LagSeconds(now)*float64(time.Second)))
 		}
 		var n int
-		if err := monitor.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'evstore replicate fleet-%'").Scan(&n); err == nil {
+		if err := monitor.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", "evstore replicate "+sourceName(0)[:len("fleet-")+8]+"-%").Scan(&n); err == nil {
 			peakConns = max(peakConns, n)
 		}
 	}
@@ -149,7 +153,7 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 	if p := firstErr.Load(); p != nil {
 		return Result{}, fmt.Errorf("%s: %d replicators failed, the first with: %w", name, failures.Load(), *p)
 	}
-	exact, err := fleetExact(ctx, monitor, schema, stores)
+	exact, err := fleetExact(ctx, monitor, schema, stores, sourceName)
 	if err != nil {
 		return Result{}, err
 	}
@@ -217,7 +221,7 @@ func allCaughtUp(ms []*replicate.Metrics, stores []*local.Store) bool {
 
 // fleetExact counts the sources holding exactly positions 1..head of
 // their log.
-func fleetExact(ctx context.Context, conn *pgx.Conn, schema string, stores []*local.Store) (int, error) {
+func fleetExact(ctx context.Context, conn *pgx.Conn, schema string, stores []*local.Store, sourceName func(int) string) (int, error) {
 	rows, err := conn.Query(ctx, "SELECT source, count(*), min(position), max(position) FROM "+pgx.Identifier{schema}.Sanitize()+".events GROUP BY source")
 	if err != nil {
 		return 0, err
@@ -237,7 +241,7 @@ func fleetExact(ctx context.Context, conn *pgx.Conn, schema string, stores []*lo
 	exact := 0
 	for i, s := range stores {
 		h := int64(s.Head())
-		if g := got[fmt.Sprintf("fleet-%05d", i)]; g == [3]int64{h, min(h, 1), h} {
+		if g := got[sourceName(i)]; g == [3]int64{h, min(h, 1), h} {
 			exact++
 		}
 	}
