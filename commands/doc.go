@@ -35,7 +35,9 @@
 //
 //   - Arguments are decoded strictly before anything is read: an unknown or
 //     duplicated field, a wrong JSON type, a missing required field or an
-//     invalid stream id is an error wrapping [ErrBadArgs] (an [*ArgsError]
+//     invalid stream id, text that is not UTF-8 or a lone surrogate escape
+//     (encoding/json would turn either into U+FFFD) is an error wrapping
+//     [ErrBadArgs] (an [*ArgsError]
 //     naming the field and showing the expected shape). Callers treat it as a
 //     usage error.
 //   - A command that fails, for bad arguments or a domain rule such as

@@ -19,9 +19,9 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// Epoch is the time a scenario's clock starts at: every event is stamped
-// with it until [Scenario.At] moves the clock.
-var Epoch = time.Date(2026, time.January, 1, 9, 0, 0, 0, time.UTC)
+// Epoch is the time a scenario's clock starts at, 2026-01-01 09:00 UTC:
+// every event is stamped with it until [Scenario.At] moves the clock.
+func Epoch() time.Time { return time.Date(2026, time.January, 1, 9, 0, 0, 0, time.UTC) }
 
 // Event is a shorthand for an event with JSON (or any) data.
 func Event(stream, typ, data string) format.EventData {
@@ -42,7 +42,7 @@ type Scenario struct {
 // test ends.
 func New(t testing.TB) *Scenario {
 	t.Helper()
-	sc := &Scenario{t: t, now: Epoch}
+	sc := &Scenario{t: t, now: Epoch()}
 	s, err := local.Open(filepath.Join(t.TempDir(), "evstoretest.db"), local.Options{NoSync: true, Clock: sc.clock})
 	if err != nil {
 		t.Fatalf("evstoretest: open a temporary store: %v", err)
@@ -172,6 +172,7 @@ func (o *Outcome) ThenErrorContains(substr string) *Outcome {
 //	events, err := cmd.Handle(ctx, state)
 func Fold[S any](cmd executor.Command[S], events ...format.EventData) S {
 	var state S
+	epoch := Epoch()
 	streams := cmd.Streams()
 	versions := map[string]uint64{}
 	for i, d := range events {
@@ -185,7 +186,7 @@ func Fold[S any](cmd executor.Command[S], events ...format.EventData) S {
 		}
 		cmd.Apply(&state, format.Event{
 			Position: uint64(i + 1), Stream: d.Stream, Version: versions[d.Stream], Type: d.Type,
-			Data: d.Data, Metadata: d.Metadata, ID: fmt.Sprintf("evstoretest-%d", i+1), Time: Epoch,
+			Data: d.Data, Metadata: d.Metadata, ID: fmt.Sprintf("evstoretest-%d", i+1), Time: epoch,
 		})
 	}
 	return state

@@ -39,9 +39,9 @@ func TestGivenWhenThen(t *testing.T) {
 		Then(evstoretest.Event("t-1", "Tallied", `"1@09:00:00"`))
 
 	sc := evstoretest.Given(t, evstoretest.Event("t-1", "N", `1`))
-	sc.At(evstoretest.Epoch.Add(time.Hour)).Given(evstoretest.Event("t-1", "N", `2`))
+	sc.At(evstoretest.Epoch().Add(time.Hour)).Given(evstoretest.Event("t-1", "N", `2`))
 	out := evstoretest.When(sc, tally{"t-1"}).Then(evstoretest.Event("t-1", "Tallied", `"1@09:00:00,2@10:00:00"`))
-	if ev := out.Result.Events[0]; !ev.Time.Equal(evstoretest.Epoch.Add(time.Hour)) || ev.Position != 3 {
+	if ev := out.Result.Events[0]; !ev.Time.Equal(evstoretest.Epoch().Add(time.Hour)) || ev.Position != 3 {
 		t.Errorf("appended %+v", ev)
 	}
 

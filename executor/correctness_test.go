@@ -307,3 +307,28 @@ func TestPerCallMaxRetries(t *testing.T) {
 		t.Fatalf("err %v after %d calls", err, calls.Load())
 	}
 }
+
+func TestExecuteFromHandleOnHeldStreamFails(t *testing.T) {
+	s, _ := openStore(t)
+	ex := New(s, Options{})
+	inner := funcCommand[seen]{streams: []string{"b", "a"}, apply: recordApply, handle: func(context.Context, seen) ([]format.EventData, error) {
+		return nil, nil
+	}}
+	var innerErr error
+	outer := funcCommand[seen]{streams: []string{"a"}, apply: recordApply, handle: func(ctx context.Context, _ seen) ([]format.EventData, error) {
+		_, innerErr = Execute(ctx, ex, inner)
+		return nil, nil
+	}}
+	if _, err := Execute(context.Background(), ex, outer); err != nil {
+		t.Fatal(err)
+	}
+	var re *ReentrantError
+	if !errors.Is(innerErr, ErrReentrant) || !errors.As(innerErr, &re) || re.Stream != "a" {
+		t.Fatalf("inner: %v", innerErr)
+	}
+	// On other streams, or another executor, it runs.
+	inner.streams = []string{"b"}
+	if _, err := Execute(context.Background(), ex, outer); err != nil || innerErr != nil {
+		t.Fatalf("outer %v, inner %v", err, innerErr)
+	}
+}

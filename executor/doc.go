@@ -48,9 +48,11 @@
 //   - Apply sees, from a zero state or from a kept state that a fold from
 //     zero over a consistent prefix of the same streams produced, the
 //     committed events of its streams in global position order, then the
-//     events queued by this executor in queue order. Handle sees the same
-//     state on the first attempt, on every retry and with or without kept
-//     states.
+//     events queued by this executor in queue order: only queued writes
+//     that continue the streams and are built on nothing known to have
+//     failed, so the state is one the log can still come to. Handle sees
+//     the same state on the first attempt, on every retry and with or
+//     without kept states.
 //   - A command writes only streams it read ([ErrUndeclaredStream]).
 //   - Versions come from the one read; events are never re-read to learn
 //     them. The commit checks them against the log's versions bucket.
@@ -78,8 +80,9 @@
 //     executor queued them, which is their commit order for writes that
 //     share a stream and may differ from it for writes that do not.
 //   - Handle runs while the executor holds the command's streams. It must
-//     not run another command of the same Executor on those streams (it
-//     would wait for itself), and a slow Handle delays the commands queued
+//     not run another command of the same Executor on those streams: it
+//     would wait for itself (with Handle's context, Execute detects this and
+//     fails with [ErrReentrant]). A slow Handle delays the commands queued
 //     behind it on those streams.
 //   - Handle may run several times (retries, [ReadAlso]); it must not have
 //     side effects outside its return value. It can ask [Read] whether a

@@ -187,6 +187,21 @@ var (
 	ErrApply = errors.New("cannot fold event")
 )
 
+// ErrReentrant is returned by an Execute called from a Handle (with
+// Handle's context) for a stream the outer command holds: it would wait for
+// the outer command, which waits for it.
+var ErrReentrant = errors.New("Execute from Handle on a stream the outer command holds")
+
+// ReentrantError names the stream. It unwraps to [ErrReentrant].
+type ReentrantError struct{ Stream string }
+
+func (e *ReentrantError) Error() string {
+	return fmt.Sprintf("stream %q: %v; run the inner command after the outer one returns, or on another Executor", e.Stream, ErrReentrant)
+}
+
+// Unwrap makes errors.Is(err, ErrReentrant) hold.
+func (e *ReentrantError) Unwrap() error { return ErrReentrant }
+
 // AlreadyReadError names the streams. It unwraps to [ErrAlreadyRead].
 type AlreadyReadError struct{ Streams []string }
 
@@ -298,17 +313,26 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 	if _, err := rs.add(declared); err != nil {
 		return Result{}, err
 	}
+	rs.ex = ex
+	outer, _ := ctx.Value(readSetKey{}).(*readSet) // set when called from a Handle
 	hctx := context.WithValue(ctx, readSetKey{}, rs)
 	rounds, retries := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
+		if outer != nil && outer.ex == ex {
+			for _, st := range rs.streams {
+				if outer.has(st) {
+					return Result{}, &ReentrantError{Stream: st}
+				}
+			}
+		}
 		h, err := ex.locks.acquire(ctx, rs.streams)
 		if err != nil {
 			return Result{}, err
 		}
-		if err := f.refresh(rs, h.queuedOn()); err != nil {
+		if err := f.refresh(ctx, rs, h.queuedOn()); err != nil {
 			h.release()
 			return Result{}, err
 		}
@@ -366,13 +390,13 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 				events[i].Metadata = md
 			}
 		}
-		seq := ex.seq.Add(1)
-		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: rs.after()})
+		seq, after := ex.seq.Add(1), rs.after()
+		p, err := ex.store.Enqueue(ctx, local.Request{Events: events, Expect: rs.expects(), Key: cfg.key, Retries: retries, Fingerprint: cfg.fingerprint, After: after})
 		if err != nil {
 			h.release()
 			return Result{}, err
 		}
-		h.queue(&queuedWrite{p: p, seq: seq, events: provisional(events, p.IDs(), rs.versionOf)})
+		h.queue(&queuedWrite{p: p, seq: seq, after: after, events: provisional(events, p.IDs(), rs.versionOf)})
 		if cfg.key != "" {
 			ex.inflight.Store(cfg.key, p)
 		}

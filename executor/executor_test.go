@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -468,4 +469,99 @@ func TestOneExecutorNeverConflictsWithItself(t *testing.T) {
 		}
 		n++
 	}
+}
+
+// Writes queued by this executor fail (their callers give up while they
+// wait in the queue) and another writer moves the stream under it: the
+// commands built on a failed write are rejected and run again, and the
+// stream stays exactly the sequence each command decided on. Longer with
+// EVSTORE_LONG=1.
+func TestQueuedWritesThatFailAreNotBuiltOn(t *testing.T) {
+	for _, mode := range []string{"plain", "snapshot", "per-stream"} {
+		t.Run(mode, func(t *testing.T) { testQueuedWritesThatFail(t, mode) })
+	}
+}
+
+// snapInt is a funcCommand[int] that keeps its states; streamInt keeps
+// them per stream.
+type snapInt struct{ funcCommand[int] }
+
+func (snapInt) SnapshotKey() string  { return "int" }
+func (snapInt) CloneState(n int) int { return n }
+
+type streamInt struct{ snapInt }
+
+func (streamInt) MergeState(dst *int, part int, _ string) { *dst = part }
+
+func testQueuedWritesThatFail(t *testing.T, mode string) {
+	s, _ := openStore(t)
+	ex := New(s, Options{MaxRetries: 1000})
+	d := 300 * time.Millisecond
+	if os.Getenv("EVSTORE_LONG") != "" {
+		d = 10 * time.Second
+	}
+	// Apply counts Inc events and checks each is the next number.
+	var broken atomic.Value
+	inc := funcCommand[int]{streams: []string{"hot"}, apply: func(n *int, e format.Event) {
+		if e.Type != "Inc" {
+			return
+		}
+		if string(e.Data) != fmt.Sprint(*n+1) {
+			broken.Store(fmt.Sprintf("Inc %s at version %d after %d", e.Data, e.Version, *n))
+		}
+		*n++
+	}, handle: func(_ context.Context, n int) ([]format.EventData, error) {
+		return []format.EventData{{Stream: "hot", Type: "Inc", Data: fmt.Append(nil, n+1)}}, nil
+	}}
+	deadline := time.Now().Add(d)
+	var cancelled, ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(2000))*time.Microsecond)
+				var err error
+				switch mode {
+				case "plain":
+					_, err = Execute(ctx, ex, inc)
+				case "snapshot":
+					_, err = Execute(ctx, ex, Command[int](snapInt{inc}))
+				default:
+					_, err = Execute(ctx, ex, Command[int](streamInt{snapInt{inc}}))
+				}
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, context.DeadlineExceeded):
+					cancelled.Add(1)
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() { // a writer the executor cannot see
+		for time.Now().Before(deadline) {
+			appendRaw(t, s, "hot")
+			time.Sleep(time.Millisecond)
+		}
+	})
+	wg.Wait()
+	if b := broken.Load(); b != nil {
+		t.Fatal(b)
+	}
+	var n int
+	for e, err := range s.ReadStream("hot", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "Inc" {
+			if n++; string(e.Data) != fmt.Sprint(n) {
+				t.Fatalf("Inc at version %d says %s, want %d", e.Version, e.Data, n)
+			}
+		}
+	}
+	t.Logf("%d Inc committed, %d calls ok, %d cancelled", n, ok.Load(), cancelled.Load())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,5 +174,45 @@ func TestEmbeddingTypeKeepsItsOwnStates(t *testing.T) {
 	}
 	if len(seen) != 6 {
 		t.Fatalf("outer saw %d positions, want 6 (3 events folded twice each): it started from inner's state", len(seen))
+	}
+}
+
+// With a kept state, an execution reads only past it: the read set holds
+// the new events, not the stream from its start, even with no event cache.
+func TestSnapshotReadsOnlyPastKeptState(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	for range 500 {
+		appendRaw(t, s, "long")
+	}
+	for _, cacheStates := range []int{0, -1} {
+		ex := New(s, Options{CacheEvents: -1, CacheStates: cacheStates})
+		var applied atomic.Int64
+		cmd := positionsCmd{streams: []string{"long"}, applied: &applied}
+		if _, err := Execute(ctx, ex, Command[positions](cmd)); err != nil { // keeps the state
+			t.Fatal(err)
+		}
+		appendRaw(t, s, "long")
+		f := &folder[positions]{ex: ex, cmd: cmd, typ: reflect.TypeOf(cmd), mode: snapWhole, snap: cmd}
+		if cacheStates < 0 {
+			f.mode = snapNone
+		}
+		rs := &readSet{ex: ex}
+		rs.add(cmd.Streams())
+		if err := f.refresh(ctx, rs, nil); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := s.Version("long")
+		held := len(rs.events[0])
+		if cacheStates < 0 {
+			if held != int(v) {
+				t.Fatalf("without kept states: held %d events, want all %d", held, v)
+			}
+			continue
+		}
+		// The kept state is from before the first command's own event.
+		if rs.base[0] != v-2 || held != 2 {
+			t.Fatalf("kept state at %d, %d events read; want the kept state at %d and 2 events read", rs.base[0], held, v-2)
+		}
 	}
 }

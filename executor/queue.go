@@ -37,6 +37,11 @@ type slot struct {
 type queuedWrite struct {
 	p   *local.Pending
 	seq uint64 // from the executor, taken under the locks just before queueing
+	// after are the queued writes it was built on (its Request.After).
+	// They are local.Pending, not queuedWrites: the writer drops a
+	// request's After once it decided it, so a hot stream's writes do not
+	// chain each other in memory.
+	after []*local.Pending
 	// events are its events as they will be committed, but without
 	// Position and Time, which only the commit assigns.
 	events []format.Event
@@ -44,10 +49,12 @@ type queuedWrite struct {
 
 // state reports whether w was answered and, if so, whether it committed
 // its own events.
-func (w *queuedWrite) state() (done, wrote bool) {
+func (w *queuedWrite) state() (done, wrote bool) { return pendingState(w.p) }
+
+func pendingState(p *local.Pending) (done, wrote bool) {
 	select {
-	case <-w.p.Done():
-		rec, err := w.p.Wait()
+	case <-p.Done():
+		rec, err := p.Wait()
 		return true, err == nil && !rec.Duplicate
 	default:
 		return false, false

@@ -14,6 +14,7 @@ import (
 // start state covers (base), the committed events after it, and the events
 // of queued writes folded on top (provisional).
 type readSet struct {
+	ex      *Executor // whose execution this is
 	streams []string
 	base    []uint64
 	events  [][]format.Event
@@ -101,17 +102,39 @@ func (rs *readSet) waitQueued(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// takeQueued puts the queued writes on top of the committed events: those
-// that continue every read stream they write from where the read set is.
-// A queued write whose versions are already committed has committed (or
-// lost to another writer); one that does not continue the stream was built
-// on a write that failed, and will fail too.
-func (rs *readSet) takeQueued(queued []*queuedWrite) {
+// takeQueued puts the queued writes on top of the committed events, in
+// queue order, keeping the view one that can come to be: a write is taken
+// only if it continues every read stream it writes from where the view is,
+// and nothing it was built on is known to have failed or was left out.
+// A write whose versions are already committed is either committed (its
+// answer may still be on its way: it is waited for) or lost to another
+// writer; one that leaves a gap was built on a write that failed. Those are
+// left out, and so is everything built on them. It fails only when ctx
+// ends.
+func (rs *readSet) takeQueued(ctx context.Context, queued []*queuedWrite) error {
 	rs.prov, rs.deps = rs.prov[:0], rs.deps[:0]
 	clear(rs.provN)
-	var next map[int]uint64 // tentative versions while checking one write
+	var out map[*local.Pending]bool // left out
+	var next map[int]uint64         // tentative versions while checking one write
+	leaveOut := func(w *queuedWrite) {
+		if out == nil {
+			out = make(map[*local.Pending]bool)
+		}
+		out[w.p] = true
+	}
 	for _, w := range queued {
-		fits, touches := true, false
+		built := true
+		for _, d := range w.after {
+			if done, wrote := pendingState(d); out[d] || done && !wrote {
+				built = false
+				break
+			}
+		}
+		if !built {
+			leaveOut(w)
+			continue
+		}
+		fits, touches, behind := true, false, false
 		clear(next)
 		for _, ev := range w.events {
 			i := slices.Index(rs.streams, ev.Stream)
@@ -123,6 +146,9 @@ func (rs *readSet) takeQueued(queued []*queuedWrite) {
 			if !ok {
 				v = rs.version(i)
 			}
+			if ev.Version <= rs.committed(i) {
+				behind = true
+			}
 			if ev.Version != v+1 {
 				fits = false
 				break
@@ -132,17 +158,32 @@ func (rs *readSet) takeQueued(queued []*queuedWrite) {
 			}
 			next[i] = v + 1
 		}
-		if !fits || !touches {
-			continue
-		}
-		for _, ev := range w.events {
-			if i := slices.Index(rs.streams, ev.Stream); i >= 0 {
-				rs.prov = append(rs.prov, ev)
-				rs.provN[i]++
+		switch {
+		case !touches:
+		case behind:
+			// Committed before the read, its answer not out yet, or
+			// overtaken by another writer: its answer says which.
+			select {
+			case <-w.p.Done():
+			case <-ctx.Done():
+				return ctx.Err()
 			}
+			if _, wrote := w.state(); !wrote {
+				leaveOut(w)
+			}
+		case !fits:
+			leaveOut(w)
+		default:
+			for _, ev := range w.events {
+				if i := slices.Index(rs.streams, ev.Stream); i >= 0 {
+					rs.prov = append(rs.prov, ev)
+					rs.provN[i]++
+				}
+			}
+			rs.deps = append(rs.deps, w)
 		}
-		rs.deps = append(rs.deps, w)
 	}
+	return nil
 }
 
 // folder folds one command's read set, keeping states as its type allows.
@@ -162,7 +203,7 @@ func (f *folder[S]) key(streams []string) stateKey {
 // refresh brings the read set up to date: it starts from the newest kept
 // state, reads only the committed events past it (from the event cache or
 // one snapshot of the store), and puts the queued writes on top.
-func (f *folder[S]) refresh(rs *readSet, queued []*queuedWrite) error {
+func (f *folder[S]) refresh(ctx context.Context, rs *readSet, queued []*queuedWrite) error {
 	ex := f.ex
 	switch f.mode {
 	case snapWhole:
@@ -213,8 +254,7 @@ func (f *folder[S]) refresh(rs *readSet, queued []*queuedWrite) error {
 			rs.events[i] = append(rs.events[i][:len(rs.events[i]):len(rs.events[i])], snap.Events[i]...)
 		}
 	}
-	rs.takeQueued(queued)
-	return nil
+	return rs.takeQueued(ctx, queued)
 }
 
 // behind reports whether a kept state at vs covers at least what the read
@@ -256,7 +296,8 @@ func (f *folder[S]) fold(rs *readSet) (S, error) {
 		var zero S
 		return zero, err
 	}
-	if f.mode == snapWhole && (n > 0 || rs.whole == nil) {
+	// Empty streams keep nothing: a zero state costs nothing to rebuild.
+	if f.mode == snapWhole && n > 0 {
 		// Kept before Handle sees it: Handle may modify its copy.
 		kept := f.snap.CloneState(state)
 		vs := make([]uint64, len(rs.streams))
@@ -289,7 +330,10 @@ func (f *folder[S]) foldPerStream(rs *readSet) (S, error) {
 				return zero, err
 			}
 		}
-		if len(rs.events[i]) > 0 || rs.starts[i] == nil {
+		// A stream with no committed events (a fresh basket) keeps
+		// nothing: its zero state costs nothing to rebuild, and keeping
+		// one per fresh stream would push useful states out.
+		if len(rs.events[i]) > 0 || rs.starts[i] == nil && rs.committed(i) > 0 {
 			kept := f.snap.CloneState(part)
 			v := rs.committed(i)
 			rs.starts[i] = kept

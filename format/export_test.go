@@ -199,3 +199,34 @@ func TestExportEveryByteIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEventJSON feeds arbitrary bytes to Event.UnmarshalJSON: it must never
+// panic, and whatever it accepts must come back the same through
+// MarshalJSON.
+func FuzzEventJSON(f *testing.F) {
+	for _, data := range [][]byte{[]byte(`{"a":1}`), []byte("text"), {0xff, 0}, nil} {
+		ev := sampleEvent()
+		ev.Data = data
+		b, _ := ev.MarshalJSON()
+		f.Add(b)
+	}
+	f.Add([]byte(`{"data":"x","data_encoding":"base64"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ev Event
+		if err := ev.UnmarshalJSON(b); err != nil {
+			return
+		}
+		out, err := ev.MarshalJSON()
+		if err != nil {
+			t.Fatalf("accepted JSON does not marshal: %v", err)
+		}
+		var back Event
+		if err := back.UnmarshalJSON(out); err != nil {
+			t.Fatalf("marshalled JSON %s does not unmarshal: %v", out, err)
+		}
+		again, _ := back.MarshalJSON()
+		if !bytes.Equal(out, again) {
+			t.Fatalf("not stable:\n%s\n%s", out, again)
+		}
+	})
+}

@@ -34,7 +34,7 @@ func TestHundredExecsAtOnce(t *testing.T) {
 				}
 				var out bytes.Buffer
 				cmd := exec.Command(bin, args...)
-				if !longMode() {
+				if !longSuites() {
 					// On an idle machine they all get in within the default
 					// second (docs/reliability.md); a CI machine loaded by
 					// other test binaries can need longer for 100 processes,

@@ -21,8 +21,8 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// longMode is EVSTORE_LONG=1: the suites' long versions (docs/reliability.md).
-func longMode() bool { return os.Getenv("EVSTORE_LONG") == "1" }
+// longSuites is EVSTORE_LONG=1: the suites' long versions (docs/reliability.md).
+func longSuites() bool { return os.Getenv("EVSTORE_LONG") == "1" }
 
 // The bank of the reliability suites: accounts a00.. each funded once, so
 // that every later change is a transfer and the total never moves. The
@@ -35,16 +35,16 @@ const (
 	bankFunding  = 1_000_000
 )
 
-// account is the id of account i.
-func account(i int) string { return fmt.Sprintf("a%02d", i) }
+// bankAccount is the id of account i.
+func bankAccount(i int) string { return fmt.Sprintf("a%02d", i) }
 
-// transfer is a bank.transfer a bankchild started, by idempotency key.
-type transfer struct {
+// bankTransfer is a bank.transfer a bankchild started, by idempotency key.
+type bankTransfer struct {
 	from, to string
 	amount   int64
 }
 
-func (tr transfer) args() []byte {
+func (tr bankTransfer) args() []byte {
 	return fmt.Appendf(nil, `{"from":%q,"to":%q,"amount":%d}`, tr.from, tr.to, tr.amount)
 }
 
@@ -52,13 +52,13 @@ func (tr transfer) args() []byte {
 // position of each acknowledged one, those refused.
 type bankLedger struct {
 	accounts int
-	started  map[string]transfer
+	started  map[string]bankTransfer
 	acked    map[string]uint64
 	refused  map[string]bool
 }
 
 func newBankLedger(accounts int) *bankLedger {
-	return &bankLedger{accounts: accounts, started: map[string]transfer{}, acked: map[string]uint64{}, refused: map[string]bool{}}
+	return &bankLedger{accounts: accounts, started: map[string]bankTransfer{}, acked: map[string]uint64{}, refused: map[string]bool{}}
 }
 
 // read takes a child's output up to its death.
@@ -69,7 +69,7 @@ func (l *bankLedger) read(t testing.TB, r io.Reader) {
 		switch {
 		case len(f) == 5 && f[0] == "start":
 			amount, _ := strconv.ParseInt(f[4], 10, 64)
-			l.started[f[1]] = transfer{f[2], f[3], amount}
+			l.started[f[1]] = bankTransfer{f[2], f[3], amount}
 		case (len(f) == 3 || len(f) == 4) && f[0] == "ack":
 			pos, err := strconv.ParseUint(f[2], 10, 64)
 			if err != nil {
@@ -118,7 +118,7 @@ func openBank(t testing.TB, path string, accounts int) {
 		})
 	}
 	for i := range accounts {
-		ids <- account(i)
+		ids <- bankAccount(i)
 	}
 	close(ids)
 	wg.Wait()
@@ -181,9 +181,9 @@ func checkBank(t testing.TB, store *local.Store, l *bankLedger) int {
 	}
 	var total int64
 	for i := range l.accounts {
-		bal, open, err := commands.Balance(context.Background(), store, account(i))
+		bal, open, err := commands.Balance(context.Background(), store, bankAccount(i))
 		if err != nil || !open || bal < 0 {
-			t.Fatalf("account %s: balance %d, open %v, %v", account(i), bal, open, err)
+			t.Fatalf("account %s: balance %d, open %v, %v", bankAccount(i), bal, open, err)
 		}
 		total += bal
 	}
@@ -251,7 +251,7 @@ func checkIdempotency(t testing.TB, path string, l *bankLedger) (inFlightCommitt
 // conserved; at the end every key is run again and must be honoured.
 func TestKillLoop(t *testing.T) {
 	kills, checkEvery := 15, 1
-	if longMode() {
+	if longSuites() {
 		kills, checkEvery = 1000, 50
 	}
 	if n, err := strconv.Atoi(os.Getenv("EVSTORE_KILLS")); err == nil && n > 0 {

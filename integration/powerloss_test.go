@@ -32,7 +32,8 @@ type powerDisk struct {
 	n   int
 }
 
-func runTool(t *testing.T, name string, args ...string) error {
+// powerTool runs a system tool of the power-loss suite (mkfs, mount, ...).
+func powerTool(t *testing.T, name string, args ...string) error {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
@@ -51,16 +52,16 @@ func newPowerDisk(t *testing.T) *powerDisk {
 	if err := os.Mkdir(d.mnt, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := runTool(t, "truncate", "-s", "96M", d.img); err != nil {
+	if err := powerTool(t, "truncate", "-s", "96M", d.img); err != nil {
 		t.Skip(err)
 	}
-	if err := runTool(t, "mkfs.ext4", "-q", "-F", d.img); err != nil {
+	if err := powerTool(t, "mkfs.ext4", "-q", "-F", d.img); err != nil {
 		t.Skipf("no ext4 here: %v", err)
 	}
-	if err := runTool(t, "mount", "-o", "loop", d.img, d.mnt); err != nil {
+	if err := powerTool(t, "mount", "-o", "loop", d.img, d.mnt); err != nil {
 		t.Skipf("cannot loop-mount (no loop devices?): %v", err)
 	}
-	t.Cleanup(func() { runTool(t, "umount", d.mnt) })
+	t.Cleanup(func() { powerTool(t, "umount", d.mnt) })
 	return d
 }
 
@@ -83,12 +84,12 @@ func (d *powerDisk) cut() {
 	}
 	src.Close()
 	dst.Close()
-	if err := runTool(d.t, "umount", d.mnt); err != nil {
+	if err := powerTool(d.t, "umount", d.mnt); err != nil {
 		d.t.Fatal(err)
 	}
 	os.Remove(d.img)
 	d.img = next
-	if err := runTool(d.t, "mount", "-o", "loop", d.img, d.mnt); err != nil {
+	if err := powerTool(d.t, "mount", "-o", "loop", d.img, d.mnt); err != nil {
 		d.t.Fatal(err)
 	}
 }
@@ -169,7 +170,7 @@ func TestPowerLoss(t *testing.T) {
 	path := filepath.Join(d.mnt, "bank.db")
 	openBank(t, path, bankAccounts)
 	rounds := 5
-	if longMode() {
+	if longSuites() {
 		rounds = 100
 	}
 	ledger := newBankLedger(bankAccounts)

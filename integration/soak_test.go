@@ -19,10 +19,10 @@ import (
 	"github.com/evstore/evstore/local"
 )
 
-// rssOf is the resident set of process pid in bytes (Linux): all of it,
+// childRSS is the resident set of process pid in bytes (Linux): all of it,
 // and the part that is anonymous memory (heap, stacks) rather than pages
 // of the mapped database file, which the kernel can drop at will.
-func rssOf(pid int) (total, anon int64, err error) {
+func childRSS(pid int) (total, anon int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
@@ -43,9 +43,9 @@ func rssOf(pid int) (total, anon int64, err error) {
 	return total, anon, nil
 }
 
-// loadavg is the machine's one-minute load average: the machine is shared,
+// machineLoad is the machine's one-minute load average: the machine is shared,
 // and latency means little without it.
-func loadavg() string {
+func machineLoad() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return ""
@@ -69,7 +69,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("samples RSS from /proc")
 	}
 	duration, every := 15*time.Second, time.Second
-	if longMode() {
+	if longSuites() {
 		duration, every = 10*time.Minute, 5*time.Second
 	}
 	if d, err := time.ParseDuration(os.Getenv("EVSTORE_SOAK")); err == nil {
@@ -132,7 +132,7 @@ func TestSoak(t *testing.T) {
 		sample, n, pos := lat, acks, lastPos
 		lat = nil
 		mu.Unlock()
-		rss, anon, err := rssOf(cmd.Process.Pid)
+		rss, anon, err := childRSS(cmd.Process.Pid)
 		if err != nil {
 			t.Fatalf("the child is gone? %v: %s", err, stderr.String())
 		}
@@ -158,7 +158,7 @@ func TestSoak(t *testing.T) {
 			strconv.FormatFloat(pct(0.50), 'f', 2, 64), strconv.FormatFloat(pct(0.99), 'f', 2, 64),
 			strconv.FormatFloat(float64(rss)/(1<<20), 'f', 1, 64), strconv.FormatFloat(float64(anon)/(1<<20), 'f', 1, 64),
 			strconv.FormatFloat(float64(info.Size())/(1<<20), 'f', 1, 64),
-			strconv.FormatUint(pos, 10), strconv.FormatFloat(perEvent, 'f', 0, 64), loadavg(),
+			strconv.FormatUint(pos, 10), strconv.FormatFloat(perEvent, 'f', 0, 64), machineLoad(),
 		})
 		w.Flush()
 		rssSamples = append(rssSamples, anon)

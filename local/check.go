@@ -79,7 +79,7 @@ func (r *Report) add(p Problem) {
 // Check reads the whole store and reports every inconsistency with its
 // location: each record's checksum, positions 1..head without gaps, each
 // event's index entry, each stream's versions 1..n without gaps and its
-// versions entry, and each idempotency entry. On a store opened with
+// versions entry, and each idempotency entry and its key-anchors entry. On a store opened with
 // Options.ReadOnly it also runs bbolt's page-level check (free and
 // reachable pages), which is not safe beside a writer of the same process.
 //
@@ -332,6 +332,7 @@ func (c *checker) versions() error {
 // keys checks that every idempotency entry decodes and points inside the
 // log.
 func (c *checker) keys() error {
+	anchors := c.tx.Bucket(bucketKeyAnchors)
 	cur := c.tx.Bucket(bucketIdem).Cursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		if err := c.ctx.Err(); err != nil {
@@ -345,6 +346,32 @@ func (c *checker) keys() error {
 		}
 		if (rec.first == 0) != (rec.last == 0) || rec.first > rec.last || rec.last > c.rep.Head {
 			c.rep.add(Problem{Area: "idempotency", Key: string(k), Reason: fmt.Sprintf("positions %d..%d do not lie in the log 1..%d", rec.first, rec.last, c.rep.Head)})
+		}
+		if anchors != nil && rec.last != 0 && anchors.Get(append(u64(rec.last), k...)) == nil {
+			c.rep.add(Problem{Area: "idempotency", Key: string(k), Reason: fmt.Sprintf("not in the key-anchors index at position %d: replication would not ship it", rec.last)})
+		}
+	}
+	return c.anchors()
+}
+
+// anchors checks that each key-anchors entry names a stored key.
+func (c *checker) anchors() error {
+	b := c.tx.Bucket(bucketKeyAnchors)
+	if b == nil {
+		return nil // a file from before the index, opened read-only
+	}
+	idem := c.tx.Bucket(bucketIdem)
+	cur := b.Cursor()
+	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		if len(k) < 9 {
+			c.rep.add(Problem{Area: "idempotency", Reason: fmt.Sprintf("key-anchors entry %x is not anchor and key", k)})
+			continue
+		}
+		if idem.Get(k[8:]) == nil {
+			c.rep.add(Problem{Area: "idempotency", Key: string(k[8:]), Position: binary.BigEndian.Uint64(k), Reason: "in the key-anchors index but not stored"})
 		}
 	}
 	return nil

@@ -17,7 +17,7 @@
 // [Store.CompactFile] writes a copy without free pages; [Store.Export],
 // [Store.ImportExport] and [Store.Import] move events between logs with
 // their positions, ids and times; [Store.ReadAllSalvage] reads past damaged
-// records. Options.ReadOnly opens a file without writing anything to it;
+// records (and [Store.ReadStreamSalvage] a stream). Options.ReadOnly opens a file without writing anything to it;
 // Options.StoreID gives a new file a known id (a restore).
 //
 // [Store.Enqueue] queues a request without waiting for it; requests are
@@ -76,8 +76,8 @@
 //     (time.Now by default), not the time it was requested.
 //   - The file never shrinks: deleted space is reused but not returned. CompactFile
 //     writes a copy without free pages.
-//   - Import runs beside the writer (bbolt orders their transactions) but is
-//     meant for filling a new or restored log, not for a busy one.
+//   - Import runs beside the writer (bbolt orders their transactions); it is
+//     meant for filling a new or restored log, where nothing else writes.
 //   - Check's page-level part (bbolt's own structure) runs only on a store
 //     opened read-only: bbolt's check is not safe beside a writer.
 //   - An UpdateSpace function runs on the writer goroutine: while it runs no

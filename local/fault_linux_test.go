@@ -180,7 +180,7 @@ func TestDiskFull(t *testing.T) {
 		defer f.Close()
 		var st syscall.Statfs_t
 		syscall.Statfs(mnt, &st)
-		free := int64(st.Bavail) * st.Bsize
+		free := int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on 32-bit ARM
 		f.Write(make([]byte, max(free-512<<10, 0)))
 		f.Sync()
 	}, func() { os.Remove(filler) })

@@ -89,6 +89,9 @@ func TestLayout1IdempotencyEntries(t *testing.T) {
 		if err := tx.Bucket(bucketIdem).Put([]byte("old"), old.appendTo(nil)); err != nil {
 			return err
 		}
+		if err := tx.DeleteBucket(bucketKeyAnchors); err != nil { // layout 1 had none
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(metaKeyFormat, binary.BigEndian.AppendUint32(nil, 1))
 	})
 	db.Close()

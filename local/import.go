@@ -126,12 +126,7 @@ func (s *Store) Import(ctx context.Context, events []format.Event, keys []Import
 	if err != nil {
 		return err
 	}
-	for {
-		h := s.head.Load()
-		if head <= h || s.head.CompareAndSwap(h, head) {
-			break
-		}
-	}
+	s.raiseHead(head)
 	if len(events) > 0 {
 		s.broadcast()
 	}
@@ -310,4 +305,15 @@ func eventAt(s *Store, pos uint64) (format.Event, error) {
 		return err
 	})
 	return ev, err
+}
+
+// raiseHead sets the head to h unless it is already beyond: the writer and
+// Import commit in bbolt's order but may publish their heads in the other.
+func (s *Store) raiseHead(h uint64) {
+	for {
+		cur := s.head.Load()
+		if h <= cur || s.head.CompareAndSwap(cur, h) {
+			return
+		}
+	}
 }

@@ -66,6 +66,9 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 		if _, err := ro.Append(context.Background(), []format.EventData{ev("a", "T", "{}")}); !errors.Is(err, ErrReadOnly) {
 			t.Fatalf("append on a read-only store: %v", err)
 		}
+		if err := ro.UpdateSpace(context.Background(), "p", func(tx *SpaceTx) error { return tx.Put([]byte("k"), []byte("v")) }); !errors.Is(err, ErrReadOnly) {
+			t.Fatalf("key-space update on a read-only store: %v", err)
+		}
 		if rep, err := ro.Check(context.Background()); err != nil || !rep.OK() || !rep.Pages {
 			t.Fatalf("check: %+v %v", rep, err)
 		}
@@ -202,6 +205,12 @@ func TestCheckFindsDamage(t *testing.T) {
 		{"key past the log", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketIdem).Put([]byte("k3"), receipt{first: 31, last: 32}.appendTo(nil))
 		}, []string{`idempotency key "k3": positions 31..32 do not lie in the log 1..30`}},
+		{"key not anchored", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeyAnchors).Delete(append(u64(4), "k3"...))
+		}, []string{`idempotency key "k3": not in the key-anchors index at position 4`}},
+		{"anchor of no key", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeyAnchors).Put(append(u64(7), "ghost"...), []byte{})
+		}, []string{`idempotency key "ghost" position 7: in the key-anchors index but not stored`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := damage(t, tt.fn)
@@ -554,5 +563,74 @@ func TestReadAllSalvage(t *testing.T) {
 	}
 	if n != 0 { // the chunk holding position 5 fails whole
 		t.Fatalf("ReadAll yielded %d events before the damage", n)
+	}
+}
+
+func TestReadStreamSalvage(t *testing.T) {
+	// acct-0 is at positions 1, 6, 11, 16, 21, 26; damage 11.
+	path := damage(t, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		rec := bytes.Clone(b.Get(u64(11)))
+		rec[len(rec)-1] ^= 0xff
+		return b.Put(u64(11), rec)
+	})
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ok, bad []uint64
+	for ev, err := range s.ReadStreamSalvage("acct-0", 2) {
+		if ce, isCE := errors.AsType[*format.CorruptError](err); isCE {
+			bad = append(bad, ce.Position)
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		ok = append(ok, ev.Version)
+	}
+	if fmt.Sprint(ok) != "[2 4 5 6]" || fmt.Sprint(bad) != "[11]" {
+		t.Fatalf("intact versions %v, damaged positions %v", ok, bad)
+	}
+}
+
+// TestImportBesideWriters imports while writers append: positions stay
+// gapless and the head ends at the log's last position.
+func TestImportBesideWriters(t *testing.T) {
+	src := openTemp(t, Options{NoSync: true})
+	fillStore(t, src, 1)
+	evs := collect(t, src.ReadAll(1))
+	s := openTemp(t, Options{NoSync: true})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := s.Append(context.Background(), []format.EventData{ev(fmt.Sprintf("w%d", w), "T", "{}")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	imported := 0
+	for imported < 20 {
+		e := evs[0]
+		e.Position = s.Head() + 1
+		e.Stream = "imported"
+		e.Version = uint64(imported + 1)
+		e.ID = fmt.Sprintf("0190a1b2-c3d4-7e5f-8a9b-%012d", imported)
+		err := s.Import(context.Background(), []format.Event{e}, nil)
+		if errors.Is(err, ErrImport) {
+			continue // a writer took the position first
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		imported++
+	}
+	wg.Wait()
+	rep, err := s.Check(context.Background())
+	if err != nil || !rep.OK() || rep.Head != 420 || s.Head() != 420 {
+		t.Fatalf("head %d, check %+v %v", s.Head(), rep, err)
 	}
 }

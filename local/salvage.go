@@ -70,3 +70,49 @@ func IsDamagedRecord(err error) bool {
 	_, ok := errors.AsType[*format.CorruptError](err)
 	return ok
 }
+
+// ReadStreamSalvage is [Store.ReadStream] for a damaged log: an event of
+// the stream whose record is damaged or missing is yielded as a
+// *format.CorruptError with its position, and the iteration goes on with
+// the stream's next version if the caller continues.
+func (s *Store) ReadStreamSalvage(stream string, from uint64) iter.Seq2[format.Event, error] {
+	if err := format.ValidateStream(stream); err != nil {
+		return func(yield func(format.Event, error) bool) { yield(format.Event{}, err) }
+	}
+	return func(yield func(format.Event, error) bool) {
+		from = max(from, 1)
+		prefix := append([]byte(stream), 0)
+		for {
+			var items []salvaged
+			var last uint64 // last version looked at
+			err := s.view(func(tx *bolt.Tx) error {
+				log := logReader{c: tx.Bucket(bucketLog).Cursor()}
+				c := tx.Bucket(bucketStreams).Cursor()
+				for k, v := c.Seek(appendStreamKey(nil, stream, from)); k != nil && hasPrefix(k, prefix) && len(items) < readChunk; k, v = c.Next() {
+					last = binary.BigEndian.Uint64(k[len(prefix):])
+					if len(v) != 8 {
+						items = append(items, salvaged{err: &format.CorruptError{Reason: "index entry of " + stream + " is damaged"}})
+						continue
+					}
+					pos := binary.BigEndian.Uint64(v)
+					ev, err := log.get(pos)
+					items = append(items, salvaged{pos: pos, ev: ev, err: err})
+				}
+				return nil
+			})
+			if err != nil {
+				yield(format.Event{}, err)
+				return
+			}
+			for _, it := range items {
+				if !yield(it.ev, it.err) {
+					return
+				}
+			}
+			if len(items) < readChunk {
+				return
+			}
+			from = last + 1
+		}
+	}
+}

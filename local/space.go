@@ -260,6 +260,9 @@ func (s *Store) DropSpace(ctx context.Context, name string) error {
 }
 
 func (s *Store) submitSpace(ctx context.Context, op *spaceOp) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

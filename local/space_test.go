@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -261,5 +263,59 @@ func TestReadBatchWaitHeadClock(t *testing.T) {
 	}
 	if err := s.UpdateSpace(ctx, "a", func(*SpaceTx) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("update after close: %v", err)
+	}
+}
+
+// TestSpaceWritesModel checks the in-memory collection of an update's
+// writes against a plain map, through random puts, deletes, savepoints and
+// rollbacks.
+func TestSpaceWritesModel(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		tx := &SpaceTx{writable: true}
+		model := map[string]string{}
+		type mark struct {
+			sp    Savepoint
+			model map[string]string
+		}
+		var marks []mark
+		rng := rand.New(rand.NewPCG(seed, 7))
+		for step := range 2000 {
+			key := fmt.Sprintf("k%d", rng.IntN(40))
+			switch op := rng.IntN(10); {
+			case op < 5:
+				v := fmt.Sprintf("v%d", step)
+				if err := tx.Put([]byte(key), []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+				model[key] = v
+			case op < 7:
+				if err := tx.Delete([]byte(key)); err != nil {
+					t.Fatal(err)
+				}
+				model[key] = "" // deleted: reads as absent
+			case op < 8:
+				marks = append(marks, mark{tx.Savepoint(), maps.Clone(model)})
+			case len(marks) > 0:
+				m := marks[len(marks)-1]
+				marks = marks[:len(marks)-1]
+				if err := tx.Rollback(m.sp); err != nil {
+					t.Fatal(err)
+				}
+				model = m.model
+			}
+			for i := range 40 {
+				k := fmt.Sprintf("k%d", i)
+				got, want := tx.Get([]byte(k)), model[k]
+				if (want == "") != (got == nil) || string(got) != want {
+					t.Fatalf("seed %d step %d: %s = %q, want %q", seed, step, k, got, want)
+				}
+			}
+		}
+		if err := tx.Rollback(0); err != nil {
+			t.Fatal(err)
+		}
+		if len(tx.writes) != 0 || len(tx.pending) != 0 {
+			t.Fatalf("seed %d: rollback to 0 left %d writes, %d keys", seed, len(tx.writes), len(tx.pending))
+		}
 	}
 }

@@ -142,7 +142,7 @@ func (s *Store) commit(group []*request) {
 		err = ce
 		s.opts.Logger.Error("group commit failed; the store refuses writes until it is reopened", "requests", len(group), "err", err)
 	} else if g.next-1 != s.head.Load() {
-		s.head.Store(g.next - 1)
+		s.raiseHead(g.next - 1)
 		s.broadcast()
 	}
 	for _, r := range group {

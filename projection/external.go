@@ -52,7 +52,7 @@ func RunHandler(ctx context.Context, s *local.Store, h Handler, opts Options) er
 	if err != nil {
 		return err
 	}
-	if st.position != 0 && st.kind != KindExternal {
+	if st.found && st.kind != KindExternal {
 		return fmt.Errorf("projection %q was run in the store (Run): pick another name, or drop it first", name)
 	}
 	pos, err := h.Checkpoint(ctx)

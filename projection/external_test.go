@@ -84,8 +84,22 @@ func TestRunHandler(t *testing.T) {
 	if err := projection.Run(context.Background(), s, &counter{name: "table"}, opts); err == nil {
 		t.Error("Run on an external projection's name succeeded")
 	}
+	// Nor the other way round.
+	if err := projection.Run(context.Background(), s, &counter{name: "in-store"}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := projection.RunHandler(context.Background(), s, renamed{tb, "in-store"}, opts); err == nil {
+		t.Error("RunHandler on an in-store projection's name succeeded")
+	}
 	tb.checkpoint = 999
 	if err := projection.RunHandler(context.Background(), s, tb, opts); err == nil {
 		t.Error("a checkpoint past the head was accepted")
 	}
 }
+
+type renamed struct {
+	*table
+	name string
+}
+
+func (r renamed) Name() string { return r.name }

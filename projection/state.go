@@ -34,6 +34,7 @@ const (
 //
 // all integers big-endian. error-position 0 means no error.
 type state struct {
+	found    bool // the record exists
 	kind     string
 	position uint64 // last position applied (or, external, handled)
 	updated  time.Time
@@ -68,6 +69,7 @@ func decodeState(b []byte) (state, error) {
 		return state{}, fmt.Errorf("%w: unknown version %d", errBadState, b[0])
 	}
 	s := state{
+		found:    true,
 		position: binary.BigEndian.Uint64(b[2:]),
 		updated:  time.Unix(0, int64(binary.BigEndian.Uint64(b[10:]))).UTC(),
 		errPos:   binary.BigEndian.Uint64(b[18:]),

@@ -39,19 +39,11 @@ func Status(s *local.Store, name string) (Info, error) {
 	if err := ValidateName(name); err != nil {
 		return Info{}, err
 	}
-	var st state
-	var found bool
-	err := s.ViewSpace(spaceOf(name), func(tx *local.SpaceTx) error {
-		v := tx.Get(keyState)
-		found = v != nil
-		var err error
-		st, err = decodeState(v)
-		return err
-	})
+	st, err := readState(s, name)
 	if err != nil {
-		return Info{}, fmt.Errorf("projection %q: %w", name, err)
+		return Info{}, err
 	}
-	if !found {
+	if !st.found {
 		return Info{}, fmt.Errorf("%w %q: it has not run in this store", ErrNotFound, name)
 	}
 	return info(s, name, st)

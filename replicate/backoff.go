@@ -31,6 +31,7 @@ func sleep(ctx context.Context, d time.Duration) bool { return ibackoff.Sleep(ct
 // logged at once, repeats at most once per interval (with a count of those
 // in between), and the end of the outage once.
 type errorLog struct {
+	what       string // "replication" or "expansion": the work that failed
 	log        *slog.Logger
 	every      time.Duration
 	last       time.Time // when a failure was last logged at Warn; zero when healthy
@@ -45,10 +46,10 @@ func (e *errorLog) failed(err error, retryIn time.Duration) {
 	}
 	if !e.last.IsZero() && now.Sub(e.last) < e.every {
 		e.suppressed++
-		e.log.Debug("replication attempt failed", "err", err, "retry_in", retryIn.Round(time.Millisecond))
+		e.log.Debug(e.what+" attempt failed", "err", err, "retry_in", retryIn.Round(time.Millisecond))
 		return
 	}
-	e.log.Warn("replication interrupted, retrying", "err", err, "retry_in", retryIn.Round(time.Millisecond),
+	e.log.Warn(e.what+" interrupted, retrying", "err", err, "retry_in", retryIn.Round(time.Millisecond),
 		"failing_for", now.Sub(e.since).Round(time.Second), "repeats_not_logged", e.suppressed)
 	e.last, e.suppressed = now, 0
 }
@@ -57,6 +58,6 @@ func (e *errorLog) recovered() {
 	if e.since.IsZero() {
 		return
 	}
-	e.log.Info("replication resumed", "after", time.Since(e.since).Round(time.Millisecond))
+	e.log.Info(e.what+" resumed", "after", time.Since(e.since).Round(time.Millisecond))
 	e.last, e.since, e.suppressed = time.Time{}, time.Time{}, 0
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +64,7 @@ func Expand(ctx context.Context, opts ExpandOptions) error {
 	bo := newBackoff(opts.Backoff)
 	// The outage log speaks of replication; an operator reading expand's
 	// log must not think the replicator is the one failing.
-	el := &errorLog{log: slog.New(renamed{x.log.Handler(), "replication ", "expansion "}), every: opts.ErrorLogInterval}
+	el := &errorLog{what: "expansion", log: x.log, every: opts.ErrorLogInterval}
 	x.log.Info("expanding frames", "url", RedactURL(opts.URL), "schema", opts.Schema, "once", opts.Once)
 	for {
 		err := x.session(ctx, bo, el)
@@ -280,25 +279,4 @@ func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, 
 		return 0, 0, nil, nil, err
 	}
 	return len(evs), last, evs, rows, nil
-}
-
-// renamed is a slog.Handler that rewrites a leading word of messages.
-type renamed struct {
-	slog.Handler
-	from, to string
-}
-
-func (h renamed) Handle(ctx context.Context, r slog.Record) error {
-	if rest, ok := strings.CutPrefix(r.Message, h.from); ok {
-		r.Message = h.to + rest
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h renamed) WithAttrs(as []slog.Attr) slog.Handler {
-	return renamed{h.Handler.WithAttrs(as), h.from, h.to}
-}
-
-func (h renamed) WithGroup(name string) slog.Handler {
-	return renamed{h.Handler.WithGroup(name), h.from, h.to}
 }

@@ -123,7 +123,9 @@ func TestArchiveWaitsForExpandersFirstBatch(t *testing.T) {
 	}
 
 	holding, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, released sync.Once
+	releaseHook := func() { released.Do(func() { close(release) }) }
+	defer releaseHook() // a failing test must not leave a transaction open
 	xo := ExpandOptions{URL: url, Schema: schema, Source: src, Once: true, BatchEvents: 10, Logger: testLogger(t),
 		beforeCommit: func(string, int) { once.Do(func() { close(holding); <-release }) }}
 	expanded := make(chan error, 1)
@@ -142,7 +144,7 @@ func TestArchiveWaitsForExpandersFirstBatch(t *testing.T) {
 	go func() { replicated <- Run(ctx, b, ob) }()
 	var runErr error
 	blocked := waitBlockedOrDone(t, conn, "evstore replicate "+src, replicated, &runErr)
-	close(release)
+	releaseHook()
 	if err := recv(t, expanded, "expand"); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +192,9 @@ func TestExpanderWaitsForArchive(t *testing.T) {
 	}
 
 	holding, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, released sync.Once
+	releaseHook := func() { released.Do(func() { close(release) }) }
+	defer releaseHook() // a failing test must not leave a transaction open
 	ob := fastOpts(url, schema, t)
 	ob.Source, ob.Layout, ob.Once, ob.BatchEvents, ob.NewSource, ob.TakeOver = src, LayoutFrames, true, 10, true, true
 	ob.onClaim = func() { once.Do(func() { close(holding); <-release }) }
@@ -208,7 +212,7 @@ func TestExpanderWaitsForArchive(t *testing.T) {
 	}()
 	var expErr error
 	blocked := waitBlockedOrDone(t, conn, app, expanded, &expErr)
-	close(release)
+	releaseHook()
 	if err := recv(t, replicated, "replicate"); err != nil {
 		t.Fatal(err)
 	}

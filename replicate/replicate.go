@@ -101,7 +101,7 @@ type replicator struct {
 
 func (r *replicator) run(ctx context.Context) error {
 	bo := newBackoff(r.o.Backoff)
-	el := &errorLog{log: r.log, every: r.o.ErrorLogInterval}
+	el := &errorLog{what: "replication", log: r.log, every: r.o.ErrorLogInterval}
 	r.log.Info("replicating to PostgreSQL", "url", RedactURL(r.o.URL), "schema", r.o.Schema,
 		"layout", r.o.Layout, "once", r.o.Once, "head", r.store.Head())
 	var failingSince time.Time

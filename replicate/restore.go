@@ -81,7 +81,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (RestoreInfo, error) {
 		return RestoreInfo{}, err
 	}
 	if opts.Source == "" {
-		return RestoreInfo{}, errors.New("replicate: restore needs Options.Source, the source to rebuild")
+		return RestoreInfo{}, errors.New("replicate: restore needs RestoreOptions.Source, the source to rebuild")
 	}
 	if err := checkName("source", opts.Source); err != nil {
 		return RestoreInfo{}, err
@@ -125,7 +125,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (RestoreInfo, error) {
 	)
 	err = conn.QueryRow(ctx, "SELECT store_id, layout, position FROM "+schema+".sources WHERE name = $1", opts.Source).Scan(&storeID, &layout, &pos)
 	if v == 0 || errors.Is(err, pgx.ErrNoRows) {
-		return info, &Error{Kind: ErrNoSource, Source: opts.Source, Detail: fmt.Sprintf("schema %q has no such source", opts.Schema), Hint: "check Options.Source and Options.Schema"}
+		return info, &Error{Kind: ErrNoSource, Source: opts.Source, Detail: fmt.Sprintf("schema %q has no such source", opts.Schema), Hint: "check RestoreOptions.Source and RestoreOptions.Schema"}
 	}
 	if err != nil {
 		return info, err
@@ -134,6 +134,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (RestoreInfo, error) {
 
 	work := opts.Path + restoringSuffix
 	store, err := local.Open(work, local.Options{StoreID: info.StoreID, NoSync: true})
+	if errors.Is(err, local.ErrStoreID) {
+		return info, fmt.Errorf("%s holds an unfinished restore of another store, not of %s (store %s): %w; move it away and run the restore again", work, opts.Source, info.StoreID, local.ErrStoreID)
+	}
 	if err != nil {
 		return info, fmt.Errorf("restore into %s: %w", work, err)
 	}
@@ -219,7 +222,7 @@ func (rs *restorer) progress() {
 func (rs *restorer) frames(ctx context.Context, info *RestoreInfo) error {
 	for rs.store.Head() < rs.head {
 		from := rs.store.Head()
-		rows, err := rs.conn.Query(ctx, "SELECT frame FROM "+rs.schema+".frames WHERE source = $1 AND last_position > $2 AND first_position <= $3 ORDER BY first_position LIMIT 64",
+		rows, err := rs.conn.Query(ctx, "SELECT frame FROM "+rs.schema+".frames WHERE source = $1 AND last_position > $2 AND first_position <= $3 ORDER BY first_position LIMIT 8",
 			rs.o.Source, int64(from), int64(rs.head))
 		if err != nil {
 			return err

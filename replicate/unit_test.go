@@ -123,6 +123,11 @@ func TestPermanent(t *testing.T) {
 		{&localError{errors.New("x")}, true},
 		{fmt.Errorf("frame: %w", format.ErrCorrupt), true},
 		{fmt.Errorf("source %q is no longer claimed", "x"), false},
+		{&pgconn.PgError{Code: "42939"}, true},  // reserved name (pg_catalog)
+		{&pgconn.PgError{Code: "42704"}, true},  // unrecognized configuration parameter
+		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table: migrated again next session
+		{&pgconn.PgError{Code: "57P03"}, false}, // starting up
+		{&pgconn.PgError{Code: "53300"}, false}, // too many connections
 	}
 	for _, tt := range tests {
 		if got := permanent(tt.err); got != tt.want {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,8 @@ func handler(store *local.Store, opts Options, needToken bool, closing <-chan st
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.timed(a.health))
 	mux.HandleFunc("GET /v1/status", a.timed(a.status))
+	mux.HandleFunc("GET /v1/stats", a.timed(a.stats))
+	mux.HandleFunc("GET /v1/streams", a.timed(a.listStreams))
 	mux.HandleFunc("GET /v1/commands", a.timed(a.commandList))
 	mux.HandleFunc("POST /v1/commands/{name}", a.timed(a.runCommand))
 	mux.HandleFunc("POST /v1/append", a.timed(a.appendEvents))
@@ -171,6 +175,75 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// stats answers with the store's counts and sizes, as [local.Store.Stats]
+// gives them: the fields of 'evstore stats --json'.
+func (a *api) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := a.store.Stats()
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// streamsParams reads the query of GET /v1/streams: a name prefix (any
+// string; "" for all) and a limit (0 or absent for all).
+func streamsParams(q url.Values) (prefix string, limit uint64, err error) {
+	for k, v := range q {
+		if k != "prefix" && k != "limit" {
+			return "", 0, badRequest("unknown parameter %q: GET /v1/streams takes prefix and limit", k)
+		}
+		if len(v) > 1 {
+			return "", 0, badRequest("%s is given %d times: give it once", k, len(v))
+		}
+	}
+	limit, err = parseUint("limit", q.Get("limit"), 0)
+	return q.Get("prefix"), limit, err
+}
+
+// listStreams answers {"streams": [...]} in name order. The list is
+// written as it is read, so that a store with millions of streams needs
+// no page state and no memory for the whole answer; a failure after the
+// first bytes cuts the connection, so that a client never takes a partial
+// list for a whole one.
+func (a *api) listStreams(w http.ResponseWriter, r *http.Request) {
+	prefix, limit, err := streamsParams(r.URL.Query())
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	next, stop := iter.Pull2(a.store.Streams(prefix))
+	defer stop()
+	si, err, ok := next()
+	if err == nil {
+		err = r.Context().Err()
+	}
+	if err != nil {
+		// Nothing sent yet: the error gets its status.
+		a.failErr(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, `{"streams":[`)
+	for n := uint64(1); ok; n++ {
+		if n > 1 {
+			io.WriteString(w, ",")
+		}
+		if _, err := w.Write(mustJSON(si)); err != nil || n == limit {
+			break // the client went away, or has all it asked for
+		}
+		if si, err, ok = next(); err == nil {
+			err = r.Context().Err()
+		}
+		if err != nil {
+			a.opts.Logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	io.WriteString(w, "]}\n")
+}
+
 // CommandInfo describes one command in GET /v1/commands.
 type CommandInfo struct {
 	Name    string `json:"name"`
@@ -292,7 +365,7 @@ func (a *api) page(w http.ResponseWriter, r *http.Request, events func(func(form
 			a.failErr(w, r, err)
 			return
 		}
-		p.Events = append(p.Events, EncodeEvent(ev))
+		p.Events = append(p.Events, ev)
 		p.Next = key(ev) + 1
 		if len(p.Events) >= limit {
 			break
@@ -382,7 +455,7 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			rc.SetWriteDeadline(time.Now().Add(a.opts.RequestTimeout))
-			_, err = fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", ev.Position, mustJSON(EncodeEvent(ev)))
+			_, err = fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", ev.Position, mustJSON(ev))
 			if err == nil && len(events) == 0 {
 				flusher.Flush()
 			}

@@ -121,13 +121,31 @@ func (e *APIError) Unwrap() error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, body []byte, out any) error {
+	resp, err := c.send(ctx, method, path, hdr, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%w (%s): reading the answer: %v", ErrUnreachable, c.where, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: malformed answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send makes a request and returns the response of a 200 answer, whose
+// body the caller closes; any other answer is an *APIError.
+func (c *Client) send(ctx context.Context, method, path string, hdr http.Header, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -141,31 +159,28 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if notSent(err) {
 			// The owner went away before this request reached it: nothing
 			// happened, and the caller may use the file instead.
-			return fmt.Errorf("%w: %s: %v", ErrNoOwner, c.where, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrNoOwner, c.where, err)
 		}
-		return fmt.Errorf("%w (%s): %v", ErrUnreachable, c.where, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%w (%s): reading the answer: %v", ErrUnreachable, c.where, err)
+		return nil, fmt.Errorf("%w (%s): %v", ErrUnreachable, c.where, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s): reading the answer: %v", ErrUnreachable, c.where, err)
+		}
 		e := &APIError{Status: resp.StatusCode}
 		if json.Unmarshal(b, &e.Body) != nil || e.Body.Error == "" {
 			e.Body = ErrorBody{Error: fmt.Sprintf("%s %s: %s", method, path, resp.Status), Code: "http"}
 		}
-		return e
+		return nil, e
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: malformed answer: %w", method, path, err)
-	}
-	return nil
+	return resp, nil
 }
 
 // Result is what [Client.Exec] and [Client.Append] return, decoded.
@@ -177,14 +192,7 @@ type Result struct {
 }
 
 func (r AppendResult) decode() (Result, error) {
-	out := Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: make([]format.Event, len(r.Events))}
-	for i, e := range r.Events {
-		ev, err := e.Decode()
-		if err != nil {
-			return out, err
-		}
-		out.Events[i] = ev
-	}
+	out := Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: r.Events}
 	return out, nil
 }
 
@@ -225,6 +233,67 @@ func (c *Client) Status(ctx context.Context) (StatusBody, error) {
 	return s, err
 }
 
+// Stats is the owner's [local.Store.Stats].
+func (c *Client) Stats(ctx context.Context) (local.Stats, error) {
+	var st local.Stats
+	err := c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st)
+	return st, err
+}
+
+// Streams yields the streams whose names start with prefix, in name
+// order, at most limit of them (0: all), as the owner reads them: the
+// answer is decoded as it arrives, so a long list takes no memory. An
+// answer cut short yields an error wrapping [ErrUnreachable].
+func (c *Client) Streams(ctx context.Context, prefix string, limit uint64) iter.Seq2[local.StreamInfo, error] {
+	return func(yield func(local.StreamInfo, error) bool) {
+		q := url.Values{}
+		if prefix != "" {
+			q.Set("prefix", prefix)
+		}
+		if limit > 0 {
+			q.Set("limit", strconv.FormatUint(limit, 10))
+		}
+		path := "/v1/streams"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		resp, err := c.send(ctx, http.MethodGet, path, nil, nil)
+		if err != nil {
+			yield(local.StreamInfo{}, err)
+			return
+		}
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		fail := func(err error) {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			} else {
+				err = fmt.Errorf("%w (%s): the list of streams was cut short: %v", ErrUnreachable, c.where, err)
+			}
+			yield(local.StreamInfo{}, err)
+		}
+		for _, want := range []any{json.Delim('{'), "streams", json.Delim('[')} {
+			if tok, err := dec.Token(); err != nil || tok != want {
+				fail(fmt.Errorf("malformed answer: %v, %v", tok, err))
+				return
+			}
+		}
+		for dec.More() {
+			var si local.StreamInfo
+			if err := dec.Decode(&si); err != nil {
+				fail(err)
+				return
+			}
+			if !yield(si, nil) {
+				return
+			}
+		}
+		if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+			fail(fmt.Errorf("malformed answer: %v, %v", tok, err))
+		}
+	}
+}
+
 // Commands lists the commands the owner runs.
 func (c *Client) Commands(ctx context.Context) ([]CommandInfo, error) {
 	var out struct {
@@ -259,9 +328,8 @@ func (c *Client) pages(ctx context.Context, path string, from uint64, head *uint
 				*head = p.Head
 			}
 			first = false
-			for _, e := range p.Events {
-				ev, err := e.Decode()
-				if !yield(ev, err) || err != nil {
+			for _, ev := range p.Events {
+				if !yield(ev, nil) {
 					return
 				}
 			}
@@ -319,13 +387,12 @@ func (c *Client) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Ev
 					yield(format.Event{}, &APIError{Status: http.StatusServiceUnavailable, Body: body})
 					return
 				}
-				var j Event
-				if err := json.Unmarshal(data, &j); err != nil {
+				var ev Event
+				if err := json.Unmarshal(data, &ev); err != nil {
 					yield(format.Event{}, fmt.Errorf("subscribe: malformed event: %w", err))
 					return
 				}
-				ev, err := j.Decode()
-				if !yield(ev, err) || err != nil {
+				if !yield(ev, nil) {
 					return
 				}
 			}

@@ -5,8 +5,8 @@
 // serves an HTTP/JSON API on a Unix socket beside the database file, mode
 // 0600, and optionally on TCP behind a bearer token. Anything that speaks
 // HTTP can then append with expected versions, run a registered command
-// with an idempotency key, read a stream or the log, follow the log as
-// Server-Sent Events, and ask for status and health. [Client] is the Go
+// with an idempotency key, read a stream or the log, list streams, follow
+// the log as Server-Sent Events, and ask for status, stats and health. [Client] is the Go
 // side of the same API; the evstore CLI uses it when the file is locked.
 //
 // # Basics
@@ -31,7 +31,9 @@
 //     constant time. The socket relies on its 0600 mode (and, on Linux, on
 //     the peer's user id) instead.
 //   - Bodies are capped (Options.MaxBodyBytes), reads are paged
-//     (Options.MaxPage), and every request but subscribe has a deadline
+//     (Options.MaxPage), the list of streams is written as it is read (a
+//     list cut short lacks its closing "]}", and [Client.Streams] reports
+//     it), and every request but subscribe has a deadline
 //     (Options.RequestTimeout).
 //
 // # Caveats

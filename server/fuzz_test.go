@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"testing"
 
@@ -73,6 +75,33 @@ func FuzzDecodeArgs(f *testing.F) {
 	})
 }
 
+// FuzzStreamsParams: the query of GET /v1/streams either fails with a bad
+// request or gives back the prefix as sent and a limit.
+func FuzzStreamsParams(f *testing.F) {
+	for _, s := range []string{"", "prefix=account-&limit=10", "limit=0", "limit=-1", "limit=x", "prefix=a&prefix=b", "prefx=a", "prefix=%FF%00", "limit=18446744073709551616", "prefix=a%26b%3Dc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return // the server drops pairs it cannot parse
+		}
+		prefix, limit, err := streamsParams(q)
+		if err != nil {
+			if !errors.Is(err, errBadRequest) {
+				t.Fatalf("%q: %v is not a bad request", query, err)
+			}
+			return
+		}
+		if prefix != q.Get("prefix") {
+			t.Fatalf("%q: prefix %q", query, prefix)
+		}
+		if q.Get("limit") == "" && limit != 0 {
+			t.Fatalf("%q: limit %d without one", query, limit)
+		}
+	})
+}
+
 // FuzzHandler sends arbitrary bodies and query strings through the whole
 // handler: the answer is always JSON with a status below 500, and a
 // refused request writes nothing.
@@ -84,6 +113,9 @@ func FuzzHandler(f *testing.F) {
 	f.Add("/v1/commands/bank.deposit", "from=x", []byte(`{"account":"a","amount":"1"}`))
 	f.Add("/v1/log", "from=1&limit=99999", []byte(nil))
 	f.Add("/v1/streams/a%2Fb", "from=18446744073709551615", []byte(nil))
+	f.Add("/v1/streams", "prefix=a&limit=2", []byte(nil))
+	f.Add("/v1/streams", "limit=x&y=1", []byte(nil))
+	f.Add("/v1/stats", "", []byte(nil))
 	store, err := local.Open(filepath.Join(f.TempDir(), "f.db"), local.Options{NoSync: true})
 	if err != nil {
 		f.Fatal(err)

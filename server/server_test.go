@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -502,5 +505,102 @@ func TestGoneOwnerIsNoOwner(t *testing.T) {
 	}
 	if store.Head() != 0 {
 		t.Fatal("written")
+	}
+}
+
+// TestStatsAndStreams: GET /v1/stats answers what the store's Stats does,
+// GET /v1/streams lists what its Streams does, across its read chunks, with
+// a prefix and a limit.
+func TestStatsAndStreams(t *testing.T) {
+	store, _, c := serve(t, Options{})
+	ctx := context.Background()
+	if got := slices.Collect(valuesOrFail(t, c.Streams(ctx, "", 0))); len(got) != 0 {
+		t.Fatalf("streams of an empty store: %v", got)
+	}
+	req := local.Request{}
+	for i := range 700 {
+		req.Events = append(req.Events, format.EventData{Stream: fmt.Sprintf("s-%04d", i), Type: "T"})
+	}
+	if _, err := store.Write(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	want, err := store.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wj, _ := json.Marshal(want)
+	gj, _ := json.Marshal(got)
+	if string(wj) != string(gj) {
+		t.Fatalf("stats through the socket %s, from the store %s", gj, wj)
+	}
+	for _, tc := range []struct {
+		prefix string
+		limit  uint64
+		n      int
+	}{{"", 0, 700}, {"s-01", 0, 100}, {"s-0", 650, 650}, {"s-06", 1, 1}, {"t", 0, 0}, {"s-0699", 5, 1}} {
+		got := slices.Collect(valuesOrFail(t, c.Streams(ctx, tc.prefix, tc.limit)))
+		var want []local.StreamInfo
+		for si, err := range store.Streams(tc.prefix) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == tc.n {
+				break
+			}
+			want = append(want, si)
+		}
+		if len(got) != tc.n || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("prefix %q limit %d: %d streams, want %d", tc.prefix, tc.limit, len(got), tc.n)
+		}
+	}
+	for _, q := range []string{"limit=x", "limit=-1", "prefx=s", "prefix=a&prefix=b"} {
+		var out any
+		err := c.do(ctx, http.MethodGet, "/v1/streams?"+q, nil, nil, &out)
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Body.Code != "bad_request" {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestStreamsCutShort: a list the server could not finish is an error,
+// never a shorter list.
+func TestStreamsCutShort(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"streams":[{"stream":"a","version":1,"last_position":1,"last_time":"2026-01-01T00:00:00Z"},`)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer ts.Close()
+	c := NewClient(ts.URL, "")
+	defer c.Close()
+	var n int
+	var last error
+	for _, err := range c.Streams(context.Background(), "", 0) {
+		if err != nil {
+			last = err
+			break
+		}
+		n++
+	}
+	if n != 1 || !errors.Is(last, ErrUnreachable) {
+		t.Fatalf("%d streams, then %v", n, last)
+	}
+}
+
+func valuesOrFail[V any](t *testing.T, seq iter.Seq2[V, error]) iter.Seq[V] {
+	return func(yield func(V) bool) {
+		for v, err := range seq {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !yield(v) {
+				return
+			}
+		}
 	}
 }

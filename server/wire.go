@@ -8,89 +8,22 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
-	"unicode/utf8"
 
 	"github.com/evstore/evstore/format"
 	"github.com/evstore/evstore/local"
 )
 
-// Event is the JSON form of a recorded event. Data is embedded as JSON
-// when it is JSON; otherwise it is a string and DataEncoding says how to
-// read it ("utf-8" or "base64").
-type Event struct {
-	Position     uint64            `json:"position"`
-	Stream       string            `json:"stream"`
-	Version      uint64            `json:"version"`
-	Type         string            `json:"type"`
-	Data         json.RawMessage   `json:"data"`
-	DataEncoding string            `json:"data_encoding,omitempty"`
-	Metadata     map[string]string `json:"metadata"`
-	ID           string            `json:"id"`
-	Time         time.Time         `json:"time"`
-}
+// Event is a recorded event on the wire, in format.Event's own JSON form
+// (data embedded as JSON when it is JSON, else a string with
+// data_encoding "utf-8" or "base64").
+type Event = format.Event
 
-// EncodeEvent is the JSON form of ev.
-func EncodeEvent(ev format.Event) Event {
-	md := ev.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
-	j := Event{Position: ev.Position, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, Metadata: md, ID: ev.ID, Time: ev.Time}
-	switch {
-	case len(ev.Data) == 0:
-		j.Data = json.RawMessage("null")
-		if ev.Data != nil {
-			j.Data, j.DataEncoding = json.RawMessage(`""`), "utf-8"
-		}
-	case json.Valid(ev.Data):
-		j.Data = ev.Data
-	case utf8.Valid(ev.Data):
-		j.Data, _ = json.Marshal(string(ev.Data))
-		j.DataEncoding = "utf-8"
-	default:
-		j.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(ev.Data))
-		j.DataEncoding = "base64"
-	}
-	return j
-}
-
+// encodeEvents is evs for a JSON body: [] rather than null when empty.
 func encodeEvents(evs []format.Event) []Event {
-	out := make([]Event, len(evs)) // [] rather than null when empty
-	for i, ev := range evs {
-		out[i] = EncodeEvent(ev)
+	if evs == nil {
+		return []Event{}
 	}
-	return out
-}
-
-// Decode turns the JSON form back into the event it was made from.
-func (j Event) Decode() (format.Event, error) {
-	ev := format.Event{Position: j.Position, Stream: j.Stream, Version: j.Version, Type: j.Type, ID: j.ID, Time: j.Time}
-	if len(j.Metadata) > 0 {
-		ev.Metadata = j.Metadata
-	}
-	switch j.DataEncoding {
-	case "":
-		if s := bytes.TrimSpace(j.Data); len(s) > 0 && string(s) != "null" {
-			ev.Data = []byte(s)
-		}
-	case "utf-8", "base64":
-		var s string
-		if err := json.Unmarshal(j.Data, &s); err != nil {
-			return ev, fmt.Errorf("event %d: data_encoding %s needs a string: %w", j.Position, j.DataEncoding, err)
-		}
-		ev.Data = []byte(s)
-		if j.DataEncoding == "base64" {
-			b, err := base64.StdEncoding.DecodeString(s)
-			if err != nil {
-				return ev, fmt.Errorf("event %d: data is not base64: %w", j.Position, err)
-			}
-			ev.Data = b
-		}
-	default:
-		return ev, fmt.Errorf("event %d: unknown data_encoding %q", j.Position, j.DataEncoding)
-	}
-	return ev, nil
+	return evs
 }
 
 // AppendRequest is the body of POST /v1/append.

@@ -52,7 +52,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:        "evstore",
 		Usage:       "an embedded event store",
-		UsageText:   "evstore [--db PATH] COMMAND [flags] [args]",
+		UsageText:   "evstore [--db PATH] [--lock-timeout D] COMMAND [flags] [args]",
 		Description: "Runs commands that append events to a local log, and reads the log back.\nExit codes: 0 success, 1 failure, 2 usage error.",
 		HideVersion: true,
 		Reader:      stdin,

@@ -125,7 +125,7 @@ func TestUsage(t *testing.T) {
 		{"help", []string{"help"}, 0, []string{"exec", "read", "log", "commands", "--db PATH"}, nil},
 		{"--help", []string{"--help"}, 0, []string{"Exit codes: 0 success, 1 failure, 2 usage error"}, nil},
 		{"command help", []string{"exec", "--help"}, 0, []string{"evstore exec [--key KEY] [--json] NAME [ARGS-JSON]", "--file FILE, -f FILE"}, nil},
-		{"help command", []string{"help", "read"}, 0, []string{"evstore read [--from VERSION] [--json] STREAM"}, nil},
+		{"help command", []string{"help", "read"}, 0, []string{"evstore read [--from VERSION] [--json] [--skip-damaged] STREAM"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

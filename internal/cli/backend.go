@@ -35,6 +35,13 @@ type backend interface {
 	readAll(ctx context.Context, from uint64) iter.Seq2[format.Event, error]
 	// status is the store's id and head.
 	status(ctx context.Context) (id string, head uint64, err error)
+	stats(ctx context.Context) (local.Stats, error)
+	// streams lists at most limit streams (0: all) whose names start with prefix.
+	streams(ctx context.Context, prefix string, limit uint64) iter.Seq2[local.StreamInfo, error]
+	// subscribe yields the log from position from on, then each event as
+	// it commits, until ctx ends; through an owner, an error wrapping
+	// server.ErrUnreachable means it has gone.
+	subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error]
 	// store is the open store, nil through an owner.
 	store() *local.Store
 	// close releases the backend; a failure is reported if *err is nil.
@@ -113,6 +120,26 @@ func (b *fileBackend) status(context.Context) (string, uint64, error) {
 	return b.s.ID(), b.s.Head(), nil
 }
 
+func (b *fileBackend) stats(context.Context) (local.Stats, error) { return b.s.Stats() }
+
+func (b *fileBackend) streams(_ context.Context, prefix string, limit uint64) iter.Seq2[local.StreamInfo, error] {
+	return func(yield func(local.StreamInfo, error) bool) {
+		var n uint64
+		for si, err := range b.s.Streams(prefix) {
+			if !yield(si, err) || err != nil {
+				return
+			}
+			if n++; n == limit {
+				return
+			}
+		}
+	}
+}
+
+func (b *fileBackend) subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error] {
+	return b.s.Subscribe(ctx, from)
+}
+
 func (b *fileBackend) store() *local.Store { return b.s.Store }
 
 func (b *fileBackend) close(err *error) { closeStore(b.s, err) }
@@ -172,6 +199,18 @@ func (b *ownerBackend) status(ctx context.Context) (string, uint64, error) {
 		return "", 0, failuref(err, "asking the process holding %s: %v", b.path, err)
 	}
 	return st.StoreID, st.Head, nil
+}
+
+func (b *ownerBackend) stats(ctx context.Context) (local.Stats, error) {
+	return b.c.Stats(ctx)
+}
+
+func (b *ownerBackend) streams(ctx context.Context, prefix string, limit uint64) iter.Seq2[local.StreamInfo, error] {
+	return b.c.Streams(ctx, prefix, limit)
+}
+
+func (b *ownerBackend) subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error] {
+	return b.c.Subscribe(ctx, from)
 }
 
 func (b *ownerBackend) store() *local.Store { return nil }

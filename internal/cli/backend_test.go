@@ -22,6 +22,14 @@ import (
 // serve would, until the test ends.
 func ownDB(t *testing.T, db string) *local.Store {
 	t.Helper()
+	store, stop := ownDBUntil(t, db)
+	t.Cleanup(stop)
+	return store
+}
+
+// ownDBUntil is ownDB until stop is called (at most once).
+func ownDBUntil(t *testing.T, db string) (store *local.Store, stop func()) {
+	t.Helper()
 	store, err := local.Open(db, local.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -34,14 +42,13 @@ func ownDB(t *testing.T, db string) *local.Store {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
+	return store, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 		store.Close()
-	})
-	return store
+	}
 }
 
 // normalize hides what differs between two stores given the same commands:

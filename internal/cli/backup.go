@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -25,25 +26,31 @@ func backupCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
 			dbFlag(false),
 		},
-		Action: func(c *cli.Context) (err error) {
-			const usage = "backup [--force] [--json] DEST"
-			dest, err := destArg(c, usage)
-			if err != nil {
-				return err
-			}
-			store, err := openReadOnly(c)
-			if err != nil {
-				return err
-			}
-			defer closeStore(store, &err)
-			p := newProgress(c, "backup", true)
-			info, err := store.BackupFile(c.Context, dest, local.BackupOptions{Overwrite: c.Bool("force"), Progress: p.update})
-			p.finish()
-			if err != nil {
-				return copyFailure("backup", dest, err)
-			}
-			return printCopy(c, "backup", store, info)
-		},
+		Action: copyAction("backup", "backup", true, (*local.Store).BackupFile),
+	}
+}
+
+// copyAction is the action of backup and compact: both take DEST, open the
+// database read-only, write a verified copy with a progress bar (sized when
+// the total is known ahead) and report it as label.
+func copyAction(cmd, label string, sized bool, write func(*local.Store, context.Context, string, local.BackupOptions) (local.BackupInfo, error)) cli.ActionFunc {
+	return func(c *cli.Context) (err error) {
+		dest, err := destArg(c, cmd+" [--force] [--json] DEST")
+		if err != nil {
+			return err
+		}
+		store, err := openReadOnly(c)
+		if err != nil {
+			return err
+		}
+		defer closeStore(store, &err)
+		p := newProgress(c, cmd, sized)
+		info, err := write(store.Store, c.Context, dest, local.BackupOptions{Overwrite: c.Bool("force"), Progress: p.update})
+		p.finish()
+		if err != nil {
+			return copyFailure(cmd, dest, err)
+		}
+		return printCopy(c, label, store, info)
 	}
 }
 
@@ -82,8 +89,8 @@ func printCopy(c *cli.Context, what string, store *cliStore, info local.BackupIn
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, copyResult{info.Path, store.ID(), info.Bytes, info.Head, info.Report.Streams, true})
 	}
-	fmt.Fprintf(c.App.Writer, "%s of store %s written to %s: %d events, %d streams, %s, verified\n",
-		what, store.ID(), info.Path, info.Head, info.Report.Streams, byteSize(info.Bytes))
+	fmt.Fprintf(c.App.Writer, "%s of store %s written to %s: %s, %s, %s, verified\n",
+		what, store.ID(), info.Path, count(info.Head, "event"), count(info.Report.Streams, "stream"), byteSize(info.Bytes))
 	return nil
 }
 

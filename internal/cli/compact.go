@@ -20,24 +20,6 @@ func compactCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
 			dbFlag(false),
 		},
-		Action: func(c *cli.Context) (err error) {
-			const usage = "compact [--force] [--json] DEST"
-			dest, err := destArg(c, usage)
-			if err != nil {
-				return err
-			}
-			store, err := openReadOnly(c)
-			if err != nil {
-				return err
-			}
-			defer closeStore(store, &err)
-			p := newProgress(c, "compact", false)
-			info, err := store.CompactFile(c.Context, dest, local.BackupOptions{Overwrite: c.Bool("force"), Progress: p.update})
-			p.finish()
-			if err != nil {
-				return copyFailure("compact", dest, err)
-			}
-			return printCopy(c, "compacted copy", store, info)
-		},
+		Action: copyAction("compact", "compacted copy", false, (*local.Store).CompactFile),
 	}
 }

@@ -22,7 +22,7 @@ import (
 // hints: a Go program embedding them has no flags to pass.
 func TestLibrariesNameNoFlags(t *testing.T) {
 	flag := regexp.MustCompile(`(^|[\s(])--[a-z][a-z-]+`)
-	for _, pkg := range []string{"format", "local", "executor", "commands", "replicate", "server"} {
+	for _, pkg := range []string{"format", "local", "executor", "commands", "replicate", "server", "projection", "evstoretest"} {
 		dir := filepath.Join("..", "..", pkg)
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
@@ -70,6 +70,9 @@ func TestErrorsInFlagWords(t *testing.T) {
 			"within the active window (1h0m0s), and store id mismatch; if two devices share this source name (a cloned image?), give each its own --source; if the other log is gone for good, run with --take-over to archive"},
 		{fmt.Errorf("%w for source %q: nothing succeeded for 2m0s (Options.RetryFor); last error: refused", replicate.ErrGaveUp, "s"),
 			"nothing succeeded for 2m0s (--retry-for)"},
+		{&replicate.Error{Kind: replicate.ErrNoSource, Source: "s", Hint: "check RestoreOptions.Source and RestoreOptions.Schema"},
+			"check --source and --schema"},
+		{fmt.Errorf("x.db: %w: set BackupOptions.Overwrite to replace it", local.ErrExists), "pass --force to replace it"},
 		{errors.New("plain"), "plain"},
 	}
 	for _, tt := range tests {

@@ -82,7 +82,7 @@ func runExport(c *cli.Context) (err error) {
 			Bytes   int64  `json:"bytes"`
 		}{dest, store.ID(), info.From, info.To, info.Frames, st.Size()})
 	}
-	fmt.Fprintf(c.App.Writer, "exported positions %d..%d of store %s to %s: %d frames, %s\n", info.From, info.To, store.ID(), dest, info.Frames, byteSize(st.Size()))
+	fmt.Fprintf(c.App.Writer, "exported positions %d..%d of store %s to %s: %s, %s\n", info.From, info.To, store.ID(), dest, count(info.Frames, "frame"), byteSize(st.Size()))
 	return nil
 }
 

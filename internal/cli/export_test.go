@@ -11,7 +11,7 @@ func TestExportImport(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "x.evx")
 	before := sum(t, db)
-	runCLI(t, "", "--db", db, "export", file).want(t, 0, []string{"exported positions 1..5", "1 frames"}, nil)
+	runCLI(t, "", "--db", db, "export", file).want(t, 0, []string{"exported positions 1..5", "1 frame,"}, nil)
 	if sum(t, db) != before {
 		t.Error("export changed the database")
 	}

@@ -90,7 +90,7 @@ func runImport(c *cli.Context) (err error) {
 			Skipped  uint64 `json:"skipped"`
 		}{store.ID(), info.From, info.To, info.Imported, info.Skipped})
 	}
-	fmt.Fprintf(c.App.Writer, "imported %d events (positions %d..%d) into store %s", info.Imported, info.From, info.To, store.ID())
+	fmt.Fprintf(c.App.Writer, "imported %s (positions %d..%d) into store %s", count(info.Imported, "event"), info.From, info.To, store.ID())
 	if info.Skipped > 0 {
 		fmt.Fprintf(c.App.Writer, "; %d already present were skipped", info.Skipped)
 	}

@@ -3,10 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/evstore/evstore/format"
-	"github.com/evstore/evstore/local"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,7 +13,7 @@ func logCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "log",
 		Usage:       "print the events of all streams in commit order",
-		UsageText:   "evstore log [--from POSITION] [--limit N] [--json]",
+		UsageText:   "evstore log [--from POSITION] [--limit N] [--json] [--skip-damaged]",
 		Description: "Prints one event per line: position, time, stream, version, type, data (and metadata).\nWith --json, one JSON object per line. The database must exist.",
 		Flags: []cli.Flag{
 			&cli.Uint64Flag{Name: "from", Value: 1, Usage: "start at global `POSITION`"},
@@ -42,7 +40,7 @@ func logCommand() *cli.Command {
 				if store == nil {
 					return failuref(nil, "log --skip-damaged reads the file itself, and another process holds it: stop that process (evstore serve, a following replicate) and run it again")
 				}
-				return printSalvaged(c, &cliStore{Store: store})
+				return printSalvaged(c, "log", store.ReadAllSalvage(c.Uint64("from")), c.Uint64("limit"))
 			}
 			n, err := printEvents(c, b.readAll(c.Context, c.Uint64("from")), c.Uint64("limit"))
 			if errors.Is(err, format.ErrCorrupt) {
@@ -58,32 +56,4 @@ func logCommand() *cli.Command {
 			return err
 		},
 	}
-}
-
-// printSalvaged prints the intact events of a damaged log and fails at the
-// end, naming the damaged positions.
-func printSalvaged(c *cli.Context, store *cliStore) error {
-	var damaged []string
-	events := func(yield func(format.Event, error) bool) {
-		for ev, err := range store.ReadAllSalvage(c.Uint64("from")) {
-			if err != nil && local.IsDamagedRecord(err) {
-				if len(damaged) < 20 {
-					damaged = append(damaged, fmt.Sprint(err.(*format.CorruptError).Position))
-				} else if len(damaged) == 20 {
-					damaged = append(damaged, "…")
-				}
-				continue
-			}
-			if !yield(ev, err) {
-				return
-			}
-		}
-	}
-	if _, err := printEvents(c, events, c.Uint64("limit")); err != nil {
-		return err
-	}
-	if len(damaged) > 0 {
-		return failuref(local.ErrCorruptStore, "log: damaged records skipped at positions %s: run 'evstore verify' and see docs/operations.md", strings.Join(damaged, ", "))
-	}
-	return nil
 }

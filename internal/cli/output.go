@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/evstore/evstore/local"
 
 	"github.com/evstore/evstore/format"
 	"github.com/urfave/cli/v2"
@@ -102,4 +106,40 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// printSalvaged prints the intact events of a damaged log (from a salvage
+// read) and fails at the end, naming the damaged positions.
+func printSalvaged(c *cli.Context, cmd string, seq iter.Seq2[format.Event, error], limit uint64) error {
+	var damaged []string
+	events := func(yield func(format.Event, error) bool) {
+		for ev, err := range seq {
+			if ce, ok := errors.AsType[*format.CorruptError](err); ok && local.IsDamagedRecord(err) {
+				if len(damaged) < 20 {
+					damaged = append(damaged, fmt.Sprint(ce.Position))
+				} else if len(damaged) == 20 {
+					damaged = append(damaged, "…")
+				}
+				continue
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+	if _, err := printEvents(c, events, limit); err != nil {
+		return err
+	}
+	if len(damaged) > 0 {
+		return failuref(local.ErrCorruptStore, "%s: damaged records skipped at positions %s: run 'evstore verify' and see docs/operations.md", cmd, strings.Join(damaged, ", "))
+	}
+	return nil
+}
+
+// count is "1 event", "2 events".
+func count[N int | uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

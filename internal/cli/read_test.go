@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/evstore/evstore/format"
 	"github.com/evstore/evstore/local"
 )
@@ -145,3 +147,23 @@ func TestReadJSONFields(t *testing.T) {
 }
 
 // An empty database file: TestEmptyFile in store_test.go.
+
+func TestReadSkipDamaged(t *testing.T) {
+	db := bankDB(t)
+	b, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Update(func(tx *bolt.Tx) error { // account-a v2, the deposit
+		lb := tx.Bucket([]byte("log"))
+		k := []byte{0, 0, 0, 0, 0, 0, 0, 3}
+		v := append([]byte(nil), lb.Get(k)...)
+		v[len(v)-2] ^= 0x20
+		return lb.Put(k, v)
+	})
+	b.Close()
+	runCLI(t, "", "--db", db, "read", "account-a").want(t, 1, nil, []string{"corrupt record at position 3", "read --skip-damaged"})
+	r := runCLI(t, "", "--db", db, "read", "--skip-damaged", "account-a")
+	r.want(t, 1, []string{"account-a  v1", "account-a  v3"}, []string{"read: damaged records skipped at positions 3"})
+	runCLI(t, "", "--db", db, "read", "--skip-damaged", "account-b").want(t, 0, []string{"account-b  v2"}, nil)
+}

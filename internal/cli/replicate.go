@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -70,7 +68,7 @@ func replicateCommand() *cli.Command {
 			"NAME@<time> and starts afresh, unless another log advanced the source within the last hour\n" +
 			"(--take-over archives it anyway). Layout rows: one row per event, ready for SQL; frames:\n" +
 			"compressed batches, far smaller, turned into rows by 'evstore expand'. See docs/replication.md.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			toFlag(true),
 			sourceFlag(),
 			schemaFlag(),
@@ -82,11 +80,10 @@ func replicateCommand() *cli.Command {
 			&cli.DurationFlag{Name: "flush-interval", Value: replicate.DefaultFlushInterval, Usage: "send a partial batch after `D`"},
 			&cli.DurationFlag{Name: "idle-timeout", Value: replicate.DefaultIdleTimeout, Usage: "close the PostgreSQL connection after `D` with nothing to ship (reconnect for the next batch); 0: keep it open"},
 			&cli.DurationFlag{Name: "heartbeat", Value: replicate.DefaultHeartbeat, Usage: "while idle, record the device's head and the time in the source row every `D` (evstore fleet)"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (e.g. :9464) at /metrics"},
 			&cli.BoolFlag{Name: "new-source", Usage: "if the source belongs to another log or is ahead of this one, archive it and start afresh"},
 			&cli.BoolFlag{Name: "take-over", Usage: "with --new-source, archive the source even if another log advanced it within the last hour"},
 			dbFlag(false),
-		},
+		}, metricsFlags()...),
 		Action: runReplicate,
 	}
 }
@@ -112,6 +109,9 @@ func runReplicate(c *cli.Context) (err error) {
 	}
 	if c.Duration("retry-for") < 0 {
 		return usageErrorf("replicate: --retry-for must not be negative (0 retries forever)")
+	}
+	if c.IsSet("retry-for") && !c.Bool("once") {
+		return usageErrorf("replicate: --retry-for only applies with --once (following the log retries forever)")
 	}
 	if c.Bool("take-over") && !c.Bool("new-source") {
 		return usageErrorf("replicate: --take-over only applies with --new-source")
@@ -146,13 +146,11 @@ func runReplicate(c *cli.Context) (err error) {
 	if opts.Once {
 		opts.RetryFor = retryFor
 	}
-	if addr := c.String("metrics-addr"); addr != "" {
-		stop, err := serveMetrics(addr, &m)
-		if err != nil {
-			return failuref(err, "replicate: metrics on %s: %v", addr, err)
-		}
-		defer stop()
+	stopMetrics, err := startMetrics(c, "replicate", store.Store, &m)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	if !opts.Once {
 		// Following holds the file for long: serve it to other processes.
 		defer serveOwner(c.Context, store.Store, logger)()
@@ -256,21 +254,4 @@ func logProgress(ctx context.Context, log *slog.Logger, m *replicate.Metrics, ev
 			last, lastAt = pos, now
 		}
 	}
-}
-
-// serveMetrics serves the replicator's metrics for Prometheus at /metrics
-// (replicate.MetricsHandler, which an embedding program can use as well).
-func serveMetrics(addr string, m *replicate.Metrics) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: replicate.MetricsHandler(m), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
-	go srv.Serve(ln)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
 }

@@ -61,7 +61,7 @@ func runRestore(c *cli.Context) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, info)
 	}
-	fmt.Fprintf(c.App.Writer, "restored source %s (store %s, layout %s) into %s: positions 1..%d, %d idempotency keys\n",
-		info.Source, info.StoreID, info.Layout, info.Path, info.Head, info.Keys)
+	fmt.Fprintf(c.App.Writer, "restored source %s (store %s, layout %s) into %s: positions 1..%d, %s\n",
+		info.Source, info.StoreID, info.Layout, info.Path, info.Head, count(info.Keys, "idempotency key"))
 	return nil
 }

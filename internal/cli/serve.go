@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/evstore/evstore/local"
@@ -32,12 +28,12 @@ func serveCommand() *cli.Command {
 		UsageText: "evstore serve [--db PATH] [--socket PATH] [--http ADDR --token-file F]\n" +
 			"   [--replicate-to postgres://… --source NAME [--schema S] [--layout rows|frames]] [--metrics-addr ADDR]",
 		Description: "Opens the database (creating it if needed) and serves the HTTP/JSON API of docs/api.md on a Unix\n" +
-			"socket beside it (PATH.sock, mode 0600). While it runs, evstore exec, read, log, status and\n" +
-			"commands on the same --db go through it. --http also serves the API on TCP (a port alone binds\n" +
+			"socket beside it (PATH.sock, mode 0600). While it runs, evstore exec, read, log, status, stats,\n" +
+			"streams, tail and commands on the same --db go through it. --http also serves the API on TCP (a port alone binds\n" +
 			"127.0.0.1), always behind the bearer token read from --token-file. --replicate-to runs the\n" +
 			"replicator in this process. SIGINT/SIGTERM stop it cleanly: requests in flight finish, the\n" +
 			"replicator ships what is committed (for at most 10s), then it exits 0.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "socket", Usage: "serve on the Unix socket `PATH` (the evstore CLI looks for the default only)", DefaultText: "the database path + .sock"},
 			&cli.StringFlag{Name: "http", Usage: "also serve on TCP `ADDR` (e.g. :8080 for 127.0.0.1:8080, or 0.0.0.0:8080); needs --token-file"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the bearer token TCP clients must send from `FILE` (mode 0600)"},
@@ -45,9 +41,8 @@ func serveCommand() *cli.Command {
 			sourceFlag(),
 			schemaFlag(),
 			&cli.StringFlag{Name: "layout", Value: string(replicate.LayoutRows), Usage: "replication layout: `rows` or frames"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` at /metrics"},
 			dbFlag(false),
-		},
+		}, metricsFlags()...),
 		Action: runServe,
 	}
 }
@@ -63,7 +58,7 @@ func runServe(c *cli.Context) (err error) {
 	case opts.TCPAddr == "" && c.String("token-file") != "":
 		return usageErrorf("serve: --token-file applies to --http, which is not set")
 	case opts.TCPAddr != "":
-		if opts.Token, err = readToken(c.String("token-file")); err != nil {
+		if opts.Token, err = readToken("serve", "token-file", c.String("token-file")); err != nil {
 			return err
 		}
 	}
@@ -108,13 +103,15 @@ func runServe(c *cli.Context) (err error) {
 	if err != nil {
 		return serveFailure(err)
 	}
-	if addr := c.String("metrics-addr"); addr != "" {
-		stop, err := serveHeadMetrics(addr, store.Store, ropts, &m)
-		if err != nil {
-			return failuref(err, "serve: metrics on %s: %v", addr, err)
-		}
-		defer stop()
+	var rm *replicate.Metrics
+	if ropts != nil {
+		rm = &m
 	}
+	stopMetrics, err := startMetrics(c, "serve", store.Store, rm)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	logger.Info("serving", "db", store.Path(), "addrs", addrList(srv))
 
 	// The replicator follows the log until serve is asked to stop.
@@ -170,53 +167,28 @@ func addrList(srv *server.Server) string {
 }
 
 // readToken reads a token file: one line, not readable by others.
-func readToken(path string) (string, error) {
+func readToken(cmd, flag, path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", usageErrorf("serve: cannot read --token-file %s: %v", path, errors.Unwrap(err))
+		return "", usageErrorf("%s: cannot read --%s %s: %v", cmd, flag, path, errors.Unwrap(err))
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return "", usageErrorf("serve: --token-file %s is readable by other users (mode %v): run 'chmod 600 %s'", path, fi.Mode().Perm(), path)
+		return "", usageErrorf("%s: --%s %s is readable by other users (mode %v): run 'chmod 600 %s'", cmd, flag, path, fi.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", usageErrorf("serve: cannot read --token-file %s: %v", path, errors.Unwrap(err))
+		return "", usageErrorf("%s: cannot read --%s %s: %v", cmd, flag, path, errors.Unwrap(err))
 	}
 	tok := strings.TrimSpace(string(b))
 	switch {
 	case tok == "":
-		return "", usageErrorf("serve: --token-file %s is empty: put a long random token in it", path)
+		return "", usageErrorf("%s: --%s %s is empty: put a long random token in it", cmd, flag, path)
 	case len(tok) < 16:
-		return "", usageErrorf("serve: the token in %s is %d characters: use at least 16 (e.g. 'openssl rand -hex 32 > %s')", path, len(tok), path)
+		return "", usageErrorf("%s: the token in %s is %d characters: use at least 16 (e.g. 'openssl rand -hex 32 > %s')", cmd, path, len(tok), path)
 	case strings.ContainsAny(tok, " \t\r\n"):
-		return "", usageErrorf("serve: the token in %s contains white space: it must be one word", path)
+		return "", usageErrorf("%s: the token in %s contains white space: it must be one word", cmd, path)
 	}
 	return tok, nil
-}
-
-// serveHeadMetrics serves the log's head and, when replicating, the
-// replicator's metrics.
-func serveHeadMetrics(addr string, store *local.Store, ropts *replicate.Options, m *replicate.Metrics) (func(), error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "evstore_head_position", Help: "Last position in the local log."},
-		func() float64 { return float64(store.Head()) }))
-	if ropts != nil {
-		reg.MustRegister(replicate.NewCollector(m))
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	h := mux
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
 }
 
 // serveOwner serves store on its socket until the returned stop is called,

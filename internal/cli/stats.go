@@ -14,7 +14,8 @@ func statsCommand() *cli.Command {
 		UsageText: "evstore stats [--json]",
 		Description: "Prints the store id, when it was created, events and head, streams, idempotency keys, the\n" +
 			"time of the last commit, the file's size and its free pages (which 'evstore compact' drops).\n" +
-			"Opens the database read-only.",
+			"Opens the database read-only, or asks the process that holds it (evstore serve, a following\n" +
+			"replicate, tail).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			dbFlag(false),
@@ -23,12 +24,12 @@ func statsCommand() *cli.Command {
 			if err := extraArgs(c, 0, "stats [--json]"); err != nil {
 				return err
 			}
-			store, err := openReadOnly(c)
+			b, err := openBackend(c, true, true)
 			if err != nil {
 				return err
 			}
-			defer closeStore(store, &err)
-			st, err := store.Stats()
+			defer b.close(&err)
+			st, err := b.stats(c.Context)
 			if err != nil {
 				return failuref(err, "stats: %v", err)
 			}

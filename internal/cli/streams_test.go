@@ -22,3 +22,31 @@ func TestStreams(t *testing.T) {
 	}
 	runCLI(t, "", "--db", db, "streams", "--prefix", "zzz").want(t, 0, []string{`no streams start with "zzz"`}, nil)
 }
+
+// TestStreamsThroughOwner: the same output and exit codes whether streams
+// opens the file or asks the process holding it.
+func TestStreamsThroughOwner(t *testing.T) {
+	db := bankDB(t)
+	steps := [][]string{
+		{"streams"},
+		{"streams", "--json"},
+		{"streams", "--prefix", "account-b"},
+		{"streams", "--prefix", "account-", "--limit", "1"},
+		{"streams", "--json", "--limit", "5"},
+		{"streams", "--prefix", "zzz"},
+		{"streams", "--prefix", "zzz", "--json"},
+		{"streams", "--prefix", "a&b=c\x01"},
+		{"streams", "extra"},
+	}
+	var plain []result
+	for _, args := range steps {
+		plain = append(plain, runCLI(t, "", append([]string{"--db", db}, args...)...))
+	}
+	ownDB(t, db)
+	for i, args := range steps {
+		owned := runCLI(t, "", append([]string{"--db", db}, args...)...)
+		if owned != plain[i] {
+			t.Errorf("%v differs:\nfile:  %d %q %q\nowner: %d %q %q", args, plain[i].code, plain[i].stdout, plain[i].stderr, owned.code, owned.stdout, owned.stderr)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			if !rep.OK() {
-				return failuref(local.ErrCorruptStore, "verify: %d problems in %s, the first: %s: see docs/operations.md (damaged files)", len(rep.Problems), store.path, rep.Problems[0])
+				return failuref(local.ErrCorruptStore, "verify: %s in %s, the first: %s: see docs/operations.md (damaged files)", count(len(rep.Problems), "problem"), store.path, rep.Problems[0])
 			}
 			return nil
 		},
@@ -68,8 +68,8 @@ func printReport(c *cli.Context, store *cliStore, rep local.Report) error {
 	}
 	status := "OK"
 	if !rep.OK() {
-		status = fmt.Sprintf("%d problems", len(rep.Problems))
+		status = count(len(rep.Problems), "problem")
 	}
-	fmt.Fprintf(w, "store %s: %d events, %d streams, %d idempotency keys: %s\n", store.ID(), rep.Events, rep.Streams, rep.Keys, status)
+	fmt.Fprintf(w, "store %s: %s, %s, %s: %s\n", store.ID(), count(rep.Events, "event"), count(rep.Streams, "stream"), count(rep.Keys, "idempotency key"), status)
 	return nil
 }

@@ -34,7 +34,7 @@ func TestVerify(t *testing.T) {
 	})
 	b.Close()
 	r = runCLI(t, "", "--db", db, "verify")
-	r.want(t, 1, []string{"log position 3: damaged record: checksum mismatch", "1 problems"}, []string{"verify: 1 problems", "log position 3"})
+	r.want(t, 1, []string{"log position 3: damaged record: checksum mismatch", "1 problem"}, []string{"verify: 1 problem", "log position 3"})
 	r = runCLI(t, "", "--db", db, "verify", "--json")
 	if r.code != 1 || !json.Valid([]byte(r.stdout)) {
 		t.Fatalf("json of a damaged file: %d %q", r.code, r.stdout)

@@ -4,7 +4,7 @@
 // transfer it prints "start KEY FROM TO AMOUNT", after it "ack KEY POSITION"
 // (the commit is durable by then), or "ack KEY POSITION MICROSECONDS" with -latency or "refused KEY" (insufficient funds:
 // nothing written). It is built by the tests with go build; testdata keeps
-// it out of ./... .
+// it out of ./... . -for and -cpuprofile profile a fixed run by hand.
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -30,7 +31,23 @@ func main() {
 	accounts := flag.Int("accounts", 20, "accounts a00.. to transfer among (opened by the test)")
 	latency := flag.Bool("latency", false, "add each transfer's latency to its ack line")
 	noSync := flag.Bool("nosync", false, "skip fsync (a control: the power-loss suite must then lose acknowledged commands)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (with -for)")
+	runFor := flag.Duration("for", 0, "stop after this long, exit 0 (0: run until killed)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		pprof.StartCPUProfile(f)
+	}
+	if *runFor > 0 {
+		time.AfterFunc(*runFor, func() {
+			pprof.StopCPUProfile()
+			os.Exit(0)
+		})
+	}
 
 	store, err := local.Open(*db, local.Options{NoSync: *noSync, LockTimeout: 10 * time.Second})
 	if err != nil {

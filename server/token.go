@@ -1,0 +1,18 @@
+package server
+
+import "net/http"
+
+// RequireToken wraps h so that every request must carry "Authorization:
+// Bearer <token>" (compared in constant time), for other endpoints a
+// program serves beside the API, such as metrics. A request without it gets
+// 401 and reaches nothing.
+func RequireToken(h http.Handler, token string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !checkToken(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="evstore"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
