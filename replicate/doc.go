@@ -17,6 +17,10 @@
 // default), several times fewer bytes sent and stored, byte-exact, but
 // opaque to SQL until [Expand] turns frames into events rows.
 //
+// Many devices replicate into one database, directly or through PgBouncer
+// in transaction mode (no session state is used); [Fleet] is the central
+// view of all sources (docs/fleet.md).
+//
 // [Migrate] creates or upgrades the tables (Run and Expand call it too);
 // [Status] reports the lag of a source for `evstore status`, and what Run
 // would refuse; [Metrics] and Options.Progress feed progress bars and
@@ -43,8 +47,20 @@
 //     within Options.ActiveWindow (1h) unless Options.TakeOver is set
 //     ([ErrSourceActive]): two devices under one name must not archive
 //     each other in turn.
-//   - One replicator per source: each session holds a PostgreSQL advisory
-//     lock on it; a second replicator fails with [ErrConcurrent].
+//   - One replicator per source, from what each transaction locks and
+//     checks, with no session state (so it holds through PgBouncer in
+//     transaction mode): a Run claims the source in its row (holder_id, a
+//     lease renewed by every batch and heartbeat, lapsing after three
+//     HeartbeatIntervals); every batch checks the claim under the row
+//     lock. A second replicator waits LockWait for a live claim, then
+//     fails with [ErrConcurrent]; a replicator that finds its claim taken
+//     stops with it. An earlier run of the same log file on the same host
+//     (which must be dead: the file lock admits one process) is taken
+//     over at once, so a restart after a crash does not wait.
+//   - No session state on the server at all: statements run as unnamed
+//     statements (pgx's cache_describe mode) and settings are SET LOCAL.
+//   - A follower with nothing to ship closes its connection after
+//     IdleTimeout and reconnects for the next batch or heartbeat.
 //   - An archive and an expansion batch of the same source exclude each
 //     other: the archive locks the source row FOR UPDATE, each expansion
 //     batch FOR KEY SHARE. No batch straddles an archive, so a source never
@@ -72,9 +88,15 @@
 //   - Options.NewSource rewrites every row of the archived source (an
 //     UPDATE of its source column): slow for big sources, but only on an
 //     operator's request.
-//   - A replicator that vanishes without closing its socket keeps the source
-//     lock until the server notices, about a minute with the keepalives Run
-//     sets (Options.LockWait covers the common case of a quick restart).
+//   - A replicator that vanishes keeps its claim on the source until the
+//     lease lapses (3 × HeartbeatInterval, 3 minutes by default) for any
+//     replicator but a restart of the same log file on the same host.
+//     Options.TakeOver ignores the claim.
+//   - Two devices cloned from one image (same host name, log path and
+//     store id) look like restarts of each other: each takes the source
+//     from the other, which then stops with [ErrConcurrent]. Positions are
+//     still checked in every batch, so nothing is duplicated; give each
+//     its own host name or Options.Source.
 //   - Expand polls every PollInterval; there is no notification.
 //   - Restore from a rows source gives JSON-equal payloads and microsecond
 //     times (what the rows layout stores); from a frames source, byte-exact

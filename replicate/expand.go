@@ -200,7 +200,7 @@ func (x *expander) batch(ctx context.Context, conn *pgx.Conn, source string) (in
 }
 
 func (x *expander) tryBatch(ctx context.Context, conn *pgx.Conn, source string, demoted map[uint64]bool) (int, uint64, []format.Event, []eventRow, error) {
-	tx, err := conn.Begin(ctx)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return 0, 0, nil, nil, err
 	}

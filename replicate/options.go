@@ -49,6 +49,8 @@ const (
 	DefaultActiveWindow     = time.Hour
 	DefaultRetryFor         = 2 * time.Minute
 	DefaultProbeInterval    = time.Second
+	DefaultIdleTimeout      = 10 * time.Second
+	DefaultHeartbeat        = time.Minute
 )
 
 // Backoff controls the waits between attempts after a transient error: the
@@ -136,10 +138,19 @@ type Options struct {
 	ProbeInterval time.Duration
 	// Backoff after transient errors. Default 1s doubling to 5m, jitter 0.5.
 	Backoff Backoff
-	// LockWait is how long Run waits for another session's hold on the
-	// source (see [ErrConcurrent]) when it starts. A replicator that was
-	// just killed may hold it for a moment. Default 5s.
+	// LockWait is how long Run waits for another replicator's claim on
+	// the source (see [ErrConcurrent]) when it starts. Default 5s.
 	LockWait time.Duration
+	// IdleTimeout: a follower closes its PostgreSQL connection after this
+	// long without a batch or heartbeat, and connects again for the next
+	// one, so that a fleet holds server connections only for the devices
+	// shipping now. Default 10s; negative keeps the connection open.
+	IdleTimeout time.Duration
+	// HeartbeatInterval: a follower with nothing to ship records the
+	// device's head and the time in the source row this often (the fleet
+	// view, [Fleet]), renewing its claim on the source, which lapses after
+	// three intervals without contact. Default 1m.
+	HeartbeatInterval time.Duration
 	// BatchTimeout bounds one batch transaction, so a connection that went
 	// silent is noticed. Default 1m.
 	BatchTimeout time.Duration
@@ -272,6 +283,12 @@ func (o Options) withDefaults(storeID string) (Options, error) {
 	o.Backoff = o.Backoff.withDefaults()
 	if o.LockWait <= 0 {
 		o.LockWait = DefaultLockWait
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = DefaultHeartbeat
 	}
 	if o.BatchTimeout <= 0 {
 		o.BatchTimeout = DefaultBatchTimeout

@@ -2,39 +2,58 @@ package replicate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// sessionSettings make PostgreSQL notice a vanished replicator (and free its
-// source lock) within about a minute instead of the system's two hours, and
-// end a transaction left idle by a stuck client. They are sent after
-// connecting rather than as startup parameters, which poolers may refuse,
-// and failures are ignored: they only speed up recovery.
-const sessionSettings = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3; " +
-	"SET idle_in_transaction_session_timeout = '60s'"
+// beginQuery starts every evstore transaction. The settings are SET LOCAL,
+// so they last for this transaction only: a transaction-pooling proxy
+// (PgBouncer) hands the server connection to other clients afterwards, and
+// a session SET would leak to them or be lost. They end a transaction left
+// idle by a stuck client (freeing the source row it locked) and make the
+// server notice a vanished client within about a minute.
+const beginQuery = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '60s'; " +
+	"SET LOCAL tcp_keepalives_idle = 30; SET LOCAL tcp_keepalives_interval = 10; SET LOCAL tcp_keepalives_count = 3"
+
+// begin starts a transaction with the settings above.
+func begin(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
+	return conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginQuery})
+}
 
 // connConfig parses the URL and sets what every evstore session wants: a
-// name in pg_stat_activity, the session settings above, a connect timeout
-// and a byte counter.
+// name in pg_stat_activity, a connect timeout, a byte counter, and a query
+// mode that keeps no state on the server between transactions.
+//
+// The mode is pgx's QueryExecModeCacheDescribe unless the URL sets
+// default_query_exec_mode: statements go as the unnamed statement, parsed,
+// bound and run in one round trip, with the parameter and result types
+// cached on the client. pgx's default (cache_statement) creates named
+// prepared statements, which live in one server session; behind PgBouncer
+// in transaction mode the next transaction may run on another server
+// connection, where they do not exist (or do, under the same name:
+// "prepared statement stmtcache_… already exists"). Of the modes without
+// server state, cache_describe keeps the binary formats (a frame goes as
+// its bytes, not as hex text twice its size; COPY needs no description
+// round trip per batch), unlike exec and simple_protocol. Its one caveat,
+// a cached description going stale when a column changes type under a
+// running client, cannot happen with evstore's own statements: migrations
+// only add tables and columns.
 func connConfig(rawURL, appName string, sent *atomic.Uint64) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		// pgx redacts the password in parse errors; say which URL anyway.
 		return nil, fmt.Errorf("replicate: PostgreSQL URL %s: %w", RedactURL(rawURL), err)
 	}
+	if !strings.Contains(rawURL, "default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = appName
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgconn.PgConn) error {
-		c.Exec(ctx, sessionSettings).ReadAll()
-		return nil
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
@@ -69,72 +88,4 @@ func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	conn.Close(ctx)
-}
-
-// errLockBusy is the transient form of ErrConcurrent: the lock is held by a
-// session that is probably our own previous one, not yet reaped.
-var errLockBusy = errors.New("source lock still held by a previous session")
-
-// lockSource takes the session-level advisory lock that makes one replicator
-// per source. It is released when the session ends, including when the
-// process dies and the server notices the closed socket. It waits up to
-// wait for a holder to go away: a replicator killed a moment ago may still
-// have a backend on the server.
-func lockSource(ctx context.Context, conn *pgx.Conn, schema, source string, wait time.Duration) (holder *lockHolderInfo, err error) {
-	key := lockKey("source", schema, source)
-	deadline := time.Now().Add(wait)
-	for {
-		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
-			return nil, err
-		}
-		if ok {
-			return nil, nil
-		}
-		if time.Now().After(deadline) {
-			return lockHolder(ctx, conn, key), nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// lockHolderInfo describes the session holding a source lock.
-type lockHolderInfo struct {
-	pid  int32 // 0 when the role may not see it
-	desc string
-}
-
-// hint tells the operator how to get rid of the holder.
-func (h *lockHolderInfo) hint() string {
-	kill := "end it with SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'evstore replicate%'"
-	if h.pid != 0 {
-		kill = fmt.Sprintf("end it with SELECT pg_terminate_backend(%d)", h.pid)
-	}
-	return "stop the other replicator first; if it is gone, PostgreSQL frees the lock within about a minute, or " + kill
-}
-
-// lockHolder finds the backend holding an advisory lock, for the error
-// message; best effort.
-func lockHolder(ctx context.Context, conn *pgx.Conn, key int64) *lockHolderInfo {
-	var (
-		pid          int32
-		app, addr    string
-		backendStart time.Time
-	)
-	err := conn.QueryRow(ctx, `
-		SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), a.backend_start
-		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & 4294967295)::oid`,
-		key).Scan(&pid, &app, &addr, &backendStart)
-	if err != nil {
-		return &lockHolderInfo{desc: "a session this role cannot see"}
-	}
-	return &lockHolderInfo{pid: pid, desc: fmt.Sprintf("PostgreSQL backend pid %d (%q from %s, connected %s)",
-		pid, app, addr, backendStart.UTC().Format(time.RFC3339))}
 }

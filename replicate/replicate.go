@@ -44,6 +44,7 @@ func Run(ctx context.Context, store *local.Store, opts Options) error {
 		return err
 	}
 	r := &replicator{
+		h:      newHolder(store.Path()),
 		store:  store,
 		o:      opts,
 		m:      opts.Metrics,
@@ -69,6 +70,8 @@ func Run(ctx context.Context, store *local.Store, opts Options) error {
 	if opts.Once {
 		r.target = store.Head()
 	}
+	liveRuns.Store(r.h.id, struct{}{})
+	defer liveRuns.Delete(r.h.id)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go r.watchHead(wctx)
@@ -76,6 +79,7 @@ func Run(ctx context.Context, store *local.Store, opts Options) error {
 }
 
 type replicator struct {
+	h       holder // this Run's claim on the source
 	store   *local.Store
 	storeID uuid.UUID
 	o       Options
@@ -87,8 +91,6 @@ type replicator struct {
 
 	target   uint64 // Once: replicate through this position
 	legacy   string // the host name, while a default source name is to be resolved
-	held     bool   // this Run has held the source lock before
-	lastPID  int32  // backend pid of the session that held it
 	started  bool
 	start    uint64 // replicated position at the first session
 	frameBuf []byte // reused frame encoding buffer
@@ -154,36 +156,12 @@ func (r *replicator) interrupted(ctx context.Context) error {
 		ErrInterrupted, r.o.Source, pos, r.target, context.Cause(ctx))
 }
 
-// session is one connection's life: connect, migrate, lock, reconcile with
-// what PostgreSQL has, then stream batches until an error or the end.
+// session is one stretch of replication: connect, migrate, claim the
+// source and reconcile with what PostgreSQL has, then stream batches until
+// an error or the end. The connection may be closed and reopened within a
+// session while the log is idle (Options.IdleTimeout).
 func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) error {
-	conn, err := pgx.ConnectConfig(ctx, r.cfg)
-	if err != nil {
-		return err
-	}
-	defer closeConn(conn)
-	if _, err := migrate(ctx, conn, r.o.Schema); err != nil {
-		return fmt.Errorf("migrate schema %q: %w", r.o.Schema, err)
-	}
-	if r.legacy != "" {
-		if err := r.resolveLegacy(ctx, conn); err != nil {
-			return err
-		}
-	}
-	holder, err := lockSource(ctx, conn, r.o.Schema, r.o.Source, r.o.LockWait)
-	if err != nil {
-		return err
-	}
-	if holder != nil {
-		if r.held && (holder.pid == 0 || holder.pid == r.lastPID) {
-			// Our own previous connection, not yet reaped by the server
-			// (or we cannot tell): worth retrying.
-			return fmt.Errorf("%w: %s", errLockBusy, holder.desc)
-		}
-		return &Error{Kind: ErrConcurrent, Source: r.o.Source, Detail: holder.desc + " holds the source lock", Hint: holder.hint()}
-	}
-	r.held, r.lastPID = true, int32(conn.PgConn().PID())
-	pos, err := r.claim(ctx, conn)
+	conn, pos, err := r.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,6 +179,50 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 	r.log.Info("source ready", "position", pos, "head", head)
 	r.progress(pos, head, 0, 0)
 	return r.stream(ctx, conn, pos, bo)
+}
+
+// open connects, migrates and claims the source, and returns the
+// connection and the position PostgreSQL has. A live claim of another
+// replicator is waited for up to LockWait, then refused with ErrConcurrent.
+func (r *replicator) open(ctx context.Context) (*pgx.Conn, uint64, error) {
+	conn, err := pgx.ConnectConfig(ctx, r.cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			closeConn(conn)
+		}
+	}()
+	if _, err := migrate(ctx, conn, r.o.Schema); err != nil {
+		return nil, 0, fmt.Errorf("migrate schema %q: %w", r.o.Schema, err)
+	}
+	if r.legacy != "" {
+		if err := r.resolveLegacy(ctx, conn); err != nil {
+			return nil, 0, err
+		}
+	}
+	deadline := time.Now().Add(r.o.LockWait)
+	for {
+		pos, other, err := r.claim(ctx, conn)
+		if err != nil {
+			return nil, 0, err
+		}
+		if other == nil {
+			ok = true
+			return conn, pos, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, &Error{Kind: ErrConcurrent, Source: r.o.Source,
+				Detail: other.String() + " holds the source",
+				Hint: fmt.Sprintf("stop the other replicator first; if it is gone, its claim lapses at %s (three Options.HeartbeatInterval after its last contact)",
+					other.until.UTC().Format(time.RFC3339))}
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return nil, 0, ctx.Err()
+		}
+	}
 }
 
 // resolveLegacy settles a default source name: the bare host name if an
@@ -231,10 +253,13 @@ func (r *replicator) resolveLegacy(ctx context.Context, conn *pgx.Conn) error {
 // whose expanded row is not committed yet, so nothing else could be locked)
 // and an expander waits for an archive, then finds the source gone or
 // renewed. Either way no batch straddles an archive.
-func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) {
-	tx, err := conn.Begin(ctx)
+//
+// It also claims the source for this Run (see holder): a live claim of
+// another replicator is returned as other, and nothing is changed.
+func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (pos0 uint64, other *otherHolder, err error) {
+	tx, err := begin(ctx, conn)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var (
@@ -243,37 +268,63 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 		pos     int64
 		lastID  *uuid.UUID
 		age     float64 // seconds since the row was last updated, by the server's clock
+		hid     *uuid.UUID
+		hlive   bool
+		o       otherHolder
 	)
-	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id, extract(epoch FROM now() - updated_at)::float8 FROM "+
+	err = tx.QueryRow(ctx, "SELECT store_id, layout, position, last_event_id, extract(epoch FROM now() - updated_at)::float8, "+
+		"holder_id, coalesce(holder_until > now(), false), coalesce(holder_host, ''), coalesce(holder_pid, 0), coalesce(holder_log, ''), coalesce(holder_until, now()) FROM "+
 		r.schema+".sources WHERE name = $1 FOR UPDATE",
-		r.o.Source).Scan(&storeID, &layout, &pos, &lastID, &age)
+		r.o.Source).Scan(&storeID, &layout, &pos, &lastID, &age, &hid, &hlive, &o.host, &o.pid, &o.log, &o.until)
 	if r.o.onClaim != nil {
 		r.o.onClaim()
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		if err := r.createSource(ctx, tx); err != nil {
-			return 0, err
+		// Two replicators may create the source at once: the second's
+		// INSERT waits for the first's to commit, then does nothing, and
+		// the claim starts again on the row the first made (and holds).
+		tag, err := tx.Exec(ctx, "INSERT INTO "+r.schema+".sources (name, store_id, layout) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+			r.o.Source, r.storeID, string(r.o.Layout))
+		if err != nil {
+			return 0, nil, err
+		}
+		if tag.RowsAffected() == 0 {
+			tx.Rollback(ctx)
+			return r.claim(ctx, conn)
+		}
+		if err := r.hold(ctx, tx, 0); err != nil {
+			return 0, nil, err
 		}
 		r.log.Info("created source", "store_id", r.storeID, "layout", r.o.Layout)
-		return 0, tx.Commit(ctx)
+		return 0, nil, tx.Commit(ctx)
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	if hid != nil && *hid != r.h.id && hlive && !r.o.TakeOver {
+		o.id = *hid
+		if !r.h.predecessor(&o) {
+			return 0, &o, nil
+		}
+		r.log.Info("taking over the claim of an earlier run of this log", "pid", o.pid)
 	}
 	problem, err := r.check(storeID, Layout(layout), uint64(pos), lastID)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if problem == nil {
-		return uint64(pos), tx.Commit(ctx)
+		if err := r.hold(ctx, tx, uint64(pos)); err != nil {
+			return 0, nil, err
+		}
+		return uint64(pos), nil, tx.Commit(ctx)
 	}
 	if !r.o.NewSource || problem.Kind == ErrLayoutMismatch {
-		return 0, problem
+		return 0, nil, problem
 	}
 	if since := time.Duration(age * float64(time.Second)); since < r.o.ActiveWindow && !r.o.TakeOver {
 		// Two logs under one name (cloned devices) would archive each
 		// other in turn, each run leaving an archive: refuse instead.
-		return 0, &Error{Kind: ErrSourceActive, Source: r.o.Source,
+		return 0, nil, &Error{Kind: ErrSourceActive, Source: r.o.Source,
 			Detail: fmt.Sprintf("store %s advanced it %v ago (through position %d), within Options.ActiveWindow (%v), and %s",
 				storeID, since.Round(time.Second), pos, r.o.ActiveWindow, problem.Kind),
 			Hint: "if two devices share this source name (a cloned image?), give each its own Options.Source; " +
@@ -281,13 +332,16 @@ func (r *replicator) claim(ctx context.Context, conn *pgx.Conn) (uint64, error) 
 	}
 	archive, err := r.archive(ctx, tx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	if err := r.hold(ctx, tx, 0); err != nil {
+		return 0, nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	r.log.Warn("archived the old source and started it afresh", "archive", archive, "reason", problem.Error())
-	return 0, nil
+	return 0, nil, nil
 }
 
 // check compares the source row with the local log.
@@ -394,9 +448,40 @@ type item struct {
 // events from the log (Subscribe: catch up, then wait for commits, no
 // polling) into a channel; this loop groups them into batches, sending one
 // when it is full or FlushInterval after its first event.
-func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo *backoff) error {
+//
+// While the log is idle it closes the connection after IdleTimeout (a
+// fleet needs server connections for the devices shipping now, not for
+// every device online) and reconnects for the next batch or heartbeat.
+func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo *backoff) (err error) {
+	defer func() {
+		if conn == nil {
+			return
+		}
+		if err == nil || ctx.Err() != nil {
+			r.release(conn, pos) // Run ends
+		}
+		closeConn(conn)
+	}()
 	if r.o.Once && pos >= r.target {
 		r.log.Info("caught up", "position", pos)
+		return nil
+	}
+	lastContact := time.Now()
+	// reopen connects again after an idle close; PostgreSQL must still be
+	// where this session left it.
+	reopen := func() error {
+		if conn != nil {
+			return nil
+		}
+		c, p, err := r.open(ctx)
+		if err != nil {
+			return err
+		}
+		conn = c
+		if p != pos {
+			return fmt.Errorf("PostgreSQL is at position %d, this session at %d; resuming from PostgreSQL's", p, pos)
+		}
+		r.log.Debug("reconnected", "position", pos)
 		return nil
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -419,7 +504,7 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 	// catch-up batches short: such a batch goes when full or when it
 	// reaches the head.
 	deferred := false
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(r.tickInterval())
 	defer tick.Stop()
 	caughtUp := pos >= r.store.Head()
 	if caughtUp && !r.o.Once {
@@ -427,9 +512,13 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 	}
 
 	flush := func() error {
+		if err := reopen(); err != nil {
+			return err
+		}
 		if err := r.commit(ctx, conn, b.events); err != nil {
 			return err
 		}
+		lastContact = time.Now()
 		n, size := b.len(), b.bytes
 		pos = b.events[n-1].Position
 		b.reset()
@@ -505,10 +594,38 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 			if b.len() == 0 && pos >= head {
 				r.m.OldestPending.Store(0)
 			}
+			idle := time.Since(lastContact)
+			switch {
+			case idle >= r.o.HeartbeatInterval:
+				// Reconnecting claims the source again, which records the
+				// same as a heartbeat.
+				if conn == nil {
+					if err := reopen(); err != nil {
+						return err
+					}
+				} else if err := r.heartbeat(ctx, conn, pos); err != nil {
+					return err
+				}
+				lastContact = time.Now()
+			case conn != nil && b.len() == 0 && r.o.IdleTimeout > 0 && idle >= r.o.IdleTimeout:
+				r.log.Debug("idle, closing the connection", "position", pos)
+				closeConn(conn)
+				conn = nil
+			}
 		case <-ctx.Done():
 			return ctx.Err() // a partial batch is simply not sent
 		}
 	}
+}
+
+// tickInterval is how often stream refreshes the head and looks at the
+// idle and heartbeat clocks.
+func (r *replicator) tickInterval() time.Duration {
+	d := min(time.Second, r.o.HeartbeatInterval/2)
+	if r.o.IdleTimeout > 0 {
+		d = min(d, r.o.IdleTimeout/2)
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // read feeds ch with events from position from: everything up to the
@@ -596,7 +713,7 @@ func (r *replicator) commit(ctx context.Context, conn *pgx.Conn, evs []format.Ev
 // inTx runs insert inside the batch transaction protocol.
 func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Event, insert func(pgx.Tx) error) error {
 	first, last := evs[0].Position, evs[len(evs)-1].Position
-	tx, err := conn.Begin(ctx)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -604,10 +721,13 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 	var (
 		storeID uuid.UUID
 		pos     int64
+		hid     *uuid.UUID
+		o       otherHolder
 	)
 	// FOR NO KEY UPDATE, not FOR UPDATE: it must not wait for an
 	// expander's FOR KEY SHARE on the same row (see claim).
-	err = tx.QueryRow(ctx, "SELECT store_id, position FROM "+r.schema+".sources WHERE name = $1 FOR NO KEY UPDATE", r.o.Source).Scan(&storeID, &pos)
+	err = tx.QueryRow(ctx, "SELECT store_id, position, holder_id, coalesce(holder_host, ''), coalesce(holder_pid, 0), coalesce(holder_log, '') FROM "+
+		r.schema+".sources WHERE name = $1 FOR NO KEY UPDATE", r.o.Source).Scan(&storeID, &pos, &hid, &o.host, &o.pid, &o.log)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("source %q disappeared from PostgreSQL; reconnecting", r.o.Source)
 	}
@@ -619,10 +739,18 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 		return &Error{Kind: ErrStoreMismatch, Source: r.o.Source,
 			Detail: fmt.Sprintf("it was taken over by store %s while this replicator (store %s) was running", storeID, r.storeID),
 			Hint:   "another replicator started this source afresh; stop one of them"}
+	case hid != nil && *hid != r.h.id:
+		return &Error{Kind: ErrConcurrent, Source: r.o.Source,
+			Detail: "it was taken over by " + o.String() + " while this replicator was running",
+			Hint:   "stop one of them: two replicators for one source take it from each other"}
+	case hid == nil:
+		// Released (an old evstore archived and recreated it?): claim it
+		// again in a new session.
+		return fmt.Errorf("source %q is no longer claimed by this replicator; reconnecting", r.o.Source)
 	case uint64(pos) > first-1:
 		return &Error{Kind: ErrConcurrent, Source: r.o.Source,
 			Detail: fmt.Sprintf("PostgreSQL is at position %d, this replicator was about to send %d", pos, first),
-			Hint:   "something else writes to this source without the source lock; stop it"}
+			Hint:   "something else writes to this source without claiming it (an older evstore?); stop it"}
 	case uint64(pos) < first-1:
 		// PostgreSQL lost commits (restored from a backup?). Start a new
 		// session, which resumes from what PostgreSQL has.
@@ -635,8 +763,10 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 		return err
 	}
 	lastID, _ := uuid.Parse(evs[len(evs)-1].ID)
-	if _, err := tx.Exec(ctx, "UPDATE "+r.schema+".sources SET position = $2, last_event_id = $3, updated_at = now() WHERE name = $1",
-		r.o.Source, int64(last), lastID); err != nil {
+	head, oldest := r.contact(last)
+	if _, err := tx.Exec(ctx, "UPDATE "+r.schema+".sources SET position = $2, last_event_id = $3, updated_at = now(), "+
+		"holder_until = now() + make_interval(secs => $4), last_seen = now(), device_head = $5, oldest_pending = $6, evstore_version = $7 WHERE name = $1",
+		r.o.Source, int64(last), lastID, r.lease(), int64(head), oldest, Version()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

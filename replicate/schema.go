@@ -87,11 +87,27 @@ CREATE TABLE S.idempotency_keys (
 );
 COMMENT ON TABLE S.idempotency_keys IS 'evstore: idempotency keys of committed requests, shipped with the batch holding their events (first/last 0: the request appended nothing), so a restored log still recognises a retried request';
 `,
+	3: `
+ALTER TABLE S.sources
+	ADD COLUMN device_head     bigint,
+	ADD COLUMN oldest_pending  timestamptz,
+	ADD COLUMN evstore_version text,
+	ADD COLUMN last_seen       timestamptz,
+	ADD COLUMN holder_id       uuid,
+	ADD COLUMN holder_host     text,
+	ADD COLUMN holder_pid      integer,
+	ADD COLUMN holder_log      text,
+	ADD COLUMN holder_until    timestamptz;
+COMMENT ON COLUMN S.sources.device_head IS 'the local log''s head at last contact (batch or heartbeat)';
+COMMENT ON COLUMN S.sources.oldest_pending IS 'commit time of the oldest event the device had not shipped at last contact; NULL when caught up';
+COMMENT ON COLUMN S.sources.last_seen IS 'last batch or heartbeat of a replicator';
+COMMENT ON COLUMN S.sources.holder_id IS 'the replicator run that ships this source; others wait until holder_until (a lease renewed by every batch and heartbeat)';
+`,
 }
 
 // SchemaVersion is the schema version this evstore writes: the index of the
 // last entry of migrations (a test keeps the two in step).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // lockKey derives a 64-bit advisory lock key. Advisory keys are global to
 // the database, so the schema is part of the key.
@@ -118,7 +134,7 @@ func Migrate(ctx context.Context, url, schema string) (int, error) {
 	if err := checkName("schema", schema); err != nil {
 		return 0, err
 	}
-	cfg, err := pgx.ParseConfig(url)
+	cfg, err := connConfig(url, "evstore migrate", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -143,7 +159,7 @@ func migrate(ctx context.Context, conn *pgx.Conn, schema string) (int, error) {
 		return 0, tooNew(schema, v)
 	}
 
-	tx, err := conn.Begin(ctx)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return 0, err
 	}

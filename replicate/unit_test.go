@@ -122,7 +122,7 @@ func TestPermanent(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &Error{Kind: ErrStoreMismatch}), true},
 		{&localError{errors.New("x")}, true},
 		{fmt.Errorf("frame: %w", format.ErrCorrupt), true},
-		{fmt.Errorf("%w: pid 1", errLockBusy), false},
+		{fmt.Errorf("source %q is no longer claimed", "x"), false},
 		{&pgconn.PgError{Code: "42939"}, true},  // reserved name (pg_catalog)
 		{&pgconn.PgError{Code: "42704"}, true},  // unrecognized configuration parameter
 		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table: migrated again next session

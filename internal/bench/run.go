@@ -24,16 +24,21 @@ import (
 
 // Config is what `evstore bench` was asked to do.
 type Config struct {
-	Workloads  []string      `json:"workloads"`
-	Dir        string        `json:"dir,omitempty"` // parent of the temporary stores; "" is the system temp dir
-	Duration   time.Duration `json:"duration_ns"`   // of the timed workloads (deposit, transfer)
-	Clients    int           `json:"clients"`
-	JSON       bool          `json:"-"`
-	Baseline   string        `json:"-"` // PostgreSQL URL; kept out of the output, it may hold a password
-	To         string        `json:"-"` // replication target URL; defaults to Baseline
-	NoSync     bool          `json:"nosync"`
-	Scale      float64       `json:"scale"` // multiplies every workload's size, for smoke tests
-	CPUProfile string        `json:"-"`
+	Workloads []string      `json:"workloads"`
+	Dir       string        `json:"dir,omitempty"` // parent of the temporary stores; "" is the system temp dir
+	Duration  time.Duration `json:"duration_ns"`   // of the timed workloads (deposit, transfer)
+	Clients   int           `json:"clients"`
+	JSON      bool          `json:"-"`
+	Baseline  string        `json:"-"` // PostgreSQL URL; kept out of the output, it may hold a password
+	To        string        `json:"-"` // replication target URL; defaults to Baseline
+	// FleetVia is a PgBouncer (transaction mode) URL in front of To's
+	// server: the fleet workload runs through it too.
+	FleetVia string `json:"-"`
+	// FleetDevices is the fleet workload's device count; default 1,000.
+	FleetDevices int     `json:"fleet_devices,omitempty"`
+	NoSync       bool    `json:"nosync"`
+	Scale        float64 `json:"scale"` // multiplies every workload's size, for smoke tests
+	CPUProfile   string  `json:"-"`
 	// BaselineConns is the PostgreSQL connection count; 0 means one per
 	// client, which is what a pool sized for the clients would open.
 	BaselineConns int `json:"baseline_conns,omitempty"`
@@ -43,6 +48,7 @@ type Config struct {
 var Workloads = []string{
 	"seed-single", "seed-multi", "seed-batch", "deposit", "deposit-socket", "transfer",
 	"contention", "checkout", "checkout-hot", "growth", "read", "projection", "replicate-rows", "replicate-frames",
+	"fleet",
 }
 
 // Result is one row of the table.
@@ -314,6 +320,8 @@ func runWorkload(ctx context.Context, env *workloadEnv, pg *pgBaseline, w string
 		err = run("evstore", func() ([]Result, error) { return projectionWorkload(ctx, env) })
 	case "replicate-rows", "replicate-frames":
 		err = run("evstore", func() ([]Result, error) { return replicateWorkload(ctx, env, w) })
+	case "fleet":
+		err = run("evstore", func() ([]Result, error) { return fleetWorkload(ctx, env) })
 	}
 	return rows, err
 }

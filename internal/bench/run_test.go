@@ -37,6 +37,14 @@ func TestBenchSmoke(t *testing.T) {
 			}
 			continue
 		}
+		if r.Workload == "fleet" {
+			// A smoke window is too short to promise shipped events;
+			// what counts is that every source ended exact.
+			if r.Errors != 0 || !strings.Contains(r.Note, "every source exact") {
+				t.Errorf("fleet: %+v", r)
+			}
+			continue
+		}
 		if r.Events == 0 || r.EventsPerSec <= 0 || r.PeakRSSMiB <= 0 {
 			t.Errorf("%s (%s): no events or no RSS: %+v", r.Workload, r.Store, r)
 		}
@@ -49,7 +57,7 @@ func TestBenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "checkout", "checkout-hot", "growth-restock-10", "growth-checkout-500", "read-stream", "read-scan", "projection", "projection-unique", "projection-live", "replicate-rows", "replicate-frames"} {
+	for _, w := range []string{"seed-single", "seed-multi", "seed-batch", "deposit", "transfer", "contention", "checkout", "checkout-hot", "growth-restock-10", "growth-checkout-500", "read-stream", "read-scan", "projection", "projection-unique", "projection-live", "replicate-rows", "replicate-frames", "fleet"} {
 		if !seen[w] {
 			t.Errorf("no row for %s", w)
 		}

@@ -78,6 +78,8 @@ func replicateCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-events", Value: replicate.DefaultBatchEvents, Usage: "at most `N` events per transaction"},
 			&cli.IntFlag{Name: "batch-bytes", Value: replicate.DefaultBatchBytes, Usage: "at most about `N` bytes per transaction"},
 			&cli.DurationFlag{Name: "flush-interval", Value: replicate.DefaultFlushInterval, Usage: "send a partial batch after `D`"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: replicate.DefaultIdleTimeout, Usage: "close the PostgreSQL connection after `D` with nothing to ship (reconnect for the next batch); 0: keep it open"},
+			&cli.DurationFlag{Name: "heartbeat", Value: replicate.DefaultHeartbeat, Usage: "while idle, record the device's head and the time in the source row every `D` (evstore fleet)"},
 			&cli.BoolFlag{Name: "new-source", Usage: "if the source belongs to another log or is ahead of this one, archive it and start afresh"},
 			&cli.BoolFlag{Name: "take-over", Usage: "with --new-source, archive the source even if another log advanced it within the last hour"},
 			dbFlag(false),
@@ -101,6 +103,9 @@ func runReplicate(c *cli.Context) (err error) {
 	}
 	if c.Int("batch-events") <= 0 || c.Int("batch-bytes") <= 0 || c.Duration("flush-interval") <= 0 {
 		return usageErrorf("replicate: --batch-events, --batch-bytes and --flush-interval must be positive")
+	}
+	if c.Duration("idle-timeout") < 0 || c.Duration("heartbeat") <= 0 {
+		return usageErrorf("replicate: --heartbeat must be positive and --idle-timeout not negative (0 keeps the connection open)")
 	}
 	if c.Duration("retry-for") < 0 {
 		return usageErrorf("replicate: --retry-for must not be negative (0 retries forever)")
@@ -133,7 +138,10 @@ func runReplicate(c *cli.Context) (err error) {
 		URL: url, Source: c.String("source"), Schema: c.String("schema"), Layout: layout,
 		BatchEvents: c.Int("batch-events"), BatchBytes: c.Int("batch-bytes"), FlushInterval: c.Duration("flush-interval"),
 		Once: c.Bool("once"), NewSource: c.Bool("new-source"), TakeOver: c.Bool("take-over"),
-		Logger: logger, Metrics: &m,
+		Logger: logger, Metrics: &m, HeartbeatInterval: c.Duration("heartbeat"), IdleTimeout: c.Duration("idle-timeout"),
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = -1 // the library's "keep it open"
 	}
 	if opts.Once {
 		opts.RetryFor = retryFor

@@ -28,6 +28,7 @@ func main() {
 	layout := flag.String("layout", "rows", "rows or frames")
 	appendEvery := flag.Duration("append-every", 0, "append a batch of events this often (0: never)")
 	appendBatch := flag.Int("append-batch", 25, "events per append")
+	lockWait := flag.Duration("lock-wait", 10*time.Second, "Options.LockWait")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -75,7 +76,7 @@ func main() {
 		BatchEvents:   200,
 		FlushInterval: 10 * time.Millisecond,
 		Backoff:       replicate.Backoff{Min: 50 * time.Millisecond, Max: 500 * time.Millisecond},
-		LockWait:      10 * time.Second,
+		LockWait:      *lockWait,
 		Logger:        log,
 	})
 	if err != nil {
