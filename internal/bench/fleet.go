@@ -56,6 +56,20 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 		devices = fleetDevices
 	}
 	devices = max(int(float64(devices)*env.cfg.Scale), 5)
+	capped := ""
+	if url == env.cfg.To {
+		// Directly, every device holds a server connection while it ships:
+		// more devices than the server has free connections would measure
+		// refusals, not replication (and starve everyone else on it).
+		free, err := freeConnections(ctx, env.cfg.To)
+		if err != nil {
+			return Result{}, err
+		}
+		if devices > free {
+			capped = fmt.Sprintf("; %d devices asked, capped at the server's %d free connections (pass --fleet-via a PgBouncer for more)", devices, free)
+			devices = max(free, 1)
+		}
+	}
 	tag := fmt.Sprintf("%08x", rand.Uint32())
 	schema := "evstore_bench_fleet_" + tag
 	// Sources (and so application names) carry the run's tag: a pooler's
@@ -159,7 +173,7 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 	}
 	if exact < devices {
 		r := Result{Workload: name, Errors: int64(devices - exact)}
-		r.Note = fmt.Sprintf("%d devices: only %d sources exact 2 minutes after the appends stopped (the rest still behind)", devices, exact)
+		r.Note = fmt.Sprintf("%d devices: only %d sources exact 2 minutes after the appends stopped (the rest still behind)", devices, exact) + capped
 		return r, nil
 	}
 
@@ -173,6 +187,7 @@ func fleetRun(ctx context.Context, env *workloadEnv, name, url string) (Result, 
 	r.Note = fmt.Sprintf("%d devices × %d events/s, FlushInterval %v; ops = batch transactions; p50/p95/p99 = per-device lag (age of the oldest event not yet in PostgreSQL), "+
 		"sampled every %v over %v after a %v warm-up; peak %d server connections; every source exact afterwards",
 		devices, fleetRate, fleetFlush, fleetSampleAt, measured.Round(time.Second), warmup, peakConns)
+	r.Note += capped
 	return r, nil
 }
 
@@ -246,4 +261,17 @@ func fleetExact(ctx context.Context, conn *pgx.Conn, schema string, stores []*lo
 		}
 	}
 	return exact, nil
+}
+
+// freeConnections is how many more connections the server at url accepts,
+// keeping ten for everyone else.
+func freeConnections(ctx context.Context, url string) (int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var free int
+	err = conn.QueryRow(ctx, "SELECT current_setting('max_connections')::int - (SELECT count(*) FROM pg_stat_activity)::int - 10").Scan(&free)
+	return free, err
 }
