@@ -19,7 +19,7 @@ import (
 // longAccounts opens accounts a0..a<n-1> with history deposits each,
 // appended straight to the store (quick), then runs one bank.deposit on
 // each through ex, as a workload that has been running would have.
-func longAccounts(t *testing.T, store *local.Store, ex *executor.Executor, reg *commands.Registry, n, history int) {
+func longAccounts(t testing.TB, store *local.Store, ex *executor.Executor, reg *commands.Registry, n, history int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := range n {
@@ -33,7 +33,9 @@ func longAccounts(t *testing.T, store *local.Store, ex *executor.Executor, reg *
 		if _, err := store.Append(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
-		run(t, reg, ex, call{"bank.deposit", fmt.Sprintf(`{"account":%q,"amount":1}`, id)})
+		if _, err := reg.Run(ctx, ex, "bank.deposit", fmt.Appendf(nil, `{"account":%q,"amount":1}`, id)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -150,5 +152,38 @@ func TestKeptAccountStatesDecideAsFoldFromZero(t *testing.T) {
 		if !slices.Equal(logs[0], logs[1]) {
 			t.Errorf("account a%d: with kept states %q, folded from zero %q", i, logs[0], logs[1])
 		}
+	}
+}
+
+// BenchmarkTransferLongAccounts runs transfers between random pairs of 200
+// accounts with a long history each, so that a pair rarely repeats (as in
+// the soak): the cost per transfer must not grow with the history. No
+// fsync; default executor options.
+//
+//	go test -run '^$' -bench TransferLongAccounts ./commands/
+func BenchmarkTransferLongAccounts(b *testing.B) {
+	for _, history := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("events=%d", history), func(b *testing.B) {
+			store, err := local.Open(filepath.Join(b.TempDir(), "test.db"), local.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			ex := executor.New(store, executor.Options{})
+			reg := commands.Builtin()
+			const accounts = 200
+			longAccounts(b, store, ex, reg, accounts, history)
+			spec, _ := reg.Lookup("bank.transfer")
+			rng := rand.New(rand.NewPCG(1, 2))
+			ctx := context.Background()
+			for b.Loop() {
+				from := rng.IntN(accounts)
+				to := (from + 1 + rng.IntN(accounts-1)) % accounts
+				args := fmt.Appendf(nil, `{"from":"a%d","to":"a%d","amount":1}`, from, to)
+				if _, err := spec.Run(ctx, ex, args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
