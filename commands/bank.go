@@ -358,7 +358,10 @@ func withdrawSpec() Spec {
 		})
 }
 
-// moneyCmd is a deposit, a withdrawal or a transfer.
+// moneyCmd is a deposit, a withdrawal or a transfer. It keeps the name
+// deposit and withdraw had alone because an idempotency key's fingerprint
+// names the command's Go type: their keys stored by earlier builds still
+// match (a transfer's, stored as transferCmd, do not).
 type moneyCmd struct {
 	op     moneyOp
 	id     string // the account; a transfer's source
