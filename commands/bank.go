@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/buger/jsonparser"
 
@@ -115,8 +116,11 @@ func (e *CorruptAccountError) Error() string {
 
 func (e *CorruptAccountError) Unwrap() error { return ErrCorruptAccount }
 
+// accountPrefix starts the stream id of every bank account.
+const accountPrefix = "account-"
+
 // AccountStream returns the stream id of a bank account.
-func AccountStream(id string) string { return "account-" + id }
+func AccountStream(id string) string { return accountPrefix + id }
 
 // Account is the state of one bank account, folded from its stream.
 type Account struct {
@@ -318,36 +322,59 @@ func (c openCmd) Handle(_ context.Context, s accountState) ([]format.EventData, 
 	return []format.EventData{{Stream: AccountStream(c.id), Type: EventAccountOpened, Data: b}}, nil
 }
 
-// bank.deposit and bank.withdraw
+// bank.deposit, bank.withdraw and bank.transfer
+
+// The money commands are one Go type, moneyCmd, folding into one state
+// layout, accounts: the executor keeps states per command type, SnapshotKey
+// and stream (executor.StreamSnapshotter), so a single type with a layout
+// that does not depend on the command lets every deposit, withdrawal and
+// transfer start from one kept state per account, whatever the command or
+// the pair of accounts before it. With a state per read set instead, a
+// transfer between two of 1,000 accounts almost never found one kept for
+// its pair and folded both accounts' whole history.
+
+// moneyOp is what a moneyCmd does.
+type moneyOp uint8
+
+const (
+	opDeposit moneyOp = iota
+	opWithdraw
+	opTransfer
+)
 
 const moneyShape = `{"account": string, "amount": integer cents > 0}`
 
 func depositSpec() Spec {
 	return define("bank.deposit", moneyShape, "Deposit cents into an open account.",
-		func(raw json.RawMessage) (executor.Command[accountState], error) {
-			return parseMoney("bank.deposit", raw, false)
+		func(raw json.RawMessage) (executor.Command[accounts], error) {
+			return parseMoney("bank.deposit", raw, opDeposit)
 		})
 }
 
 func withdrawSpec() Spec {
 	return define("bank.withdraw", moneyShape, "Withdraw cents from an open account; fails if the balance is too low.",
-		func(raw json.RawMessage) (executor.Command[accountState], error) {
-			return parseMoney("bank.withdraw", raw, true)
+		func(raw json.RawMessage) (executor.Command[accounts], error) {
+			return parseMoney("bank.withdraw", raw, opWithdraw)
 		})
 }
 
+// moneyCmd is a deposit, a withdrawal or a transfer. It keeps the name
+// deposit and withdraw had alone because an idempotency key's fingerprint
+// names the command's Go type: their keys stored by earlier builds still
+// match (a transfer's, stored as transferCmd, do not).
 type moneyCmd struct {
-	id       string
-	amount   int64
-	withdraw bool
+	op     moneyOp
+	id     string // the account; a transfer's source
+	to     string // a transfer's destination
+	amount int64
 }
 
-func parseMoney(name string, raw json.RawMessage, withdraw bool) (executor.Command[accountState], error) {
+func parseMoney(name string, raw json.RawMessage, op moneyOp) (executor.Command[accounts], error) {
 	a, err := parseArgs(name, moneyShape, raw, "account", "amount")
 	if err != nil {
 		return nil, err
 	}
-	c := moneyCmd{withdraw: withdraw}
+	c := moneyCmd{op: op}
 	if c.id, err = accountArg(a, "account"); err != nil {
 		return nil, err
 	}
@@ -357,34 +384,103 @@ func parseMoney(name string, raw json.RawMessage, withdraw bool) (executor.Comma
 	return c, nil
 }
 
-func (c moneyCmd) Streams() []string { return []string{AccountStream(c.id)} }
+// accounts is the state of a money command: each account it reads, folded
+// from that account's stream alone. Which command folded it and in which
+// order it read its streams leave no trace, so a kept part serves every
+// command on that account. Two slots suffice: a command reads at most two
+// accounts.
+type accounts struct {
+	n     int
+	slots [2]accountState
+}
 
-func (c moneyCmd) Apply(s *accountState, ev format.Event) { s.apply(c.id, ev) }
+// get returns the state of account id: zero (not open) if its stream had no
+// events.
+func (s *accounts) get(id string) accountState {
+	for i := range s.n {
+		if s.slots[i].acct.ID == id {
+			return s.slots[i]
+		}
+	}
+	return accountState{}
+}
+
+// slot returns the state of account id, taking a free slot for an account
+// not seen yet; nil if none is free (a command never reads more than two
+// accounts, so this does not happen).
+func (s *accounts) slot(id string) *accountState {
+	for i := range s.n {
+		if s.slots[i].acct.ID == id {
+			return &s.slots[i]
+		}
+	}
+	if s.n == len(s.slots) {
+		return nil
+	}
+	s.n++
+	st := &s.slots[s.n-1]
+	st.acct.ID = id
+	return st
+}
+
+func (c moneyCmd) Streams() []string {
+	if c.op == opTransfer {
+		return []string{AccountStream(c.id), AccountStream(c.to)}
+	}
+	return []string{AccountStream(c.id)}
+}
+
+// Apply folds ev into its account's slot. The account comes from the
+// event's stream, not from c, so the fold is the same for every command.
+func (c moneyCmd) Apply(s *accounts, ev format.Event) {
+	id, ok := strings.CutPrefix(ev.Stream, accountPrefix)
+	if !ok || id != c.id && (c.op != opTransfer || id != c.to) {
+		return // not a stream of c's (the executor gives none)
+	}
+	if st := s.slot(id); st != nil {
+		st.apply(id, ev)
+	}
+}
 
 // Bank commands fold from kept states; these fail to compile if a method
-// signature drifts and the executor would silently fold from zero again.
-var (
-	_ executor.Snapshotter[accountState]  = moneyCmd{}
-	_ executor.Snapshotter[transferState] = transferCmd{}
-)
+// signature drifts and the executor would silently fold from zero again,
+// or keep a state per read set instead of one per account.
+var _ executor.StreamSnapshotter[accounts] = moneyCmd{}
 
-// SnapshotKey lets the executor keep an account's folded state between
-// commands (executor.Snapshotter), so a deposit folds only what is new. The
-// fold depends only on the account stream, which is part of the key.
+// SnapshotKey lets the executor keep each account's folded state between
+// commands (executor.StreamSnapshotter), so a command folds and reads only
+// what is new in each of its accounts. The fold depends only on the
+// stream, which is part of the kept state's key, not on the command.
 func (c moneyCmd) SnapshotKey() string { return "bank.account" }
 
-// CloneState returns s: accountState holds no maps, slices or pointers.
-func (c moneyCmd) CloneState(s accountState) accountState { return s }
+// CloneState returns s: accounts holds no maps, slices or pointers.
+func (c moneyCmd) CloneState(s accounts) accounts { return s }
 
-func (c moneyCmd) Handle(_ context.Context, s accountState) ([]format.EventData, error) {
-	if s.err != nil {
-		return nil, s.err
+// MergeState copies the account of stream, which part was folded from,
+// into dst. An empty stream leaves nothing: the account is not open.
+func (c moneyCmd) MergeState(dst *accounts, part accounts, stream string) {
+	id, ok := strings.CutPrefix(stream, accountPrefix)
+	if !ok || part.n == 0 {
+		return
 	}
-	acct := s.acct
+	if st := dst.slot(id); st != nil {
+		*st = part.get(id)
+	}
+}
+
+func (c moneyCmd) Handle(ctx context.Context, s accounts) ([]format.EventData, error) {
+	if c.op == opTransfer {
+		return c.handleTransfer(ctx, s)
+	}
+	st := s.get(c.id)
+	if st.err != nil {
+		return nil, st.err
+	}
+	acct := st.acct
 	if !acct.Open {
 		return nil, &AccountError{Account: c.id, Err: ErrUnknownAccount}
 	}
-	if c.withdraw {
+	if c.op == opWithdraw {
 		if c.amount > acct.Balance {
 			return nil, &InsufficientFundsError{Account: c.id, Op: "withdrawal", Balance: acct.Balance, Amount: c.amount}
 		}
@@ -408,22 +504,13 @@ func transferSpec() Spec {
 		parseTransfer)
 }
 
-type transferCmd struct {
-	from, to string
-	amount   int64
-}
-
-type transferState struct {
-	from, to accountState
-}
-
-func parseTransfer(raw json.RawMessage) (executor.Command[transferState], error) {
+func parseTransfer(raw json.RawMessage) (executor.Command[accounts], error) {
 	a, err := parseArgs("bank.transfer", transferShape, raw, "from", "to", "amount")
 	if err != nil {
 		return nil, err
 	}
-	var c transferCmd
-	if c.from, err = accountArg(a, "from"); err != nil {
+	c := moneyCmd{op: opTransfer}
+	if c.id, err = accountArg(a, "from"); err != nil {
 		return nil, err
 	}
 	if c.to, err = accountArg(a, "to"); err != nil {
@@ -435,48 +522,32 @@ func parseTransfer(raw json.RawMessage) (executor.Command[transferState], error)
 	// Checked before anything is read: with one stream declared twice the
 	// fold would see every event twice and both events would land on one
 	// stream.
-	if c.from == c.to {
-		return nil, &AccountError{Account: c.from, Err: ErrSameAccount}
+	if c.id == c.to {
+		return nil, &AccountError{Account: c.id, Err: ErrSameAccount}
 	}
 	return c, nil
 }
 
-func (c transferCmd) Streams() []string { return []string{AccountStream(c.from), AccountStream(c.to)} }
-
-func (c transferCmd) Apply(s *transferState, ev format.Event) {
-	switch ev.Stream {
-	case AccountStream(c.from):
-		s.from.apply(c.from, ev)
-	case AccountStream(c.to):
-		s.to.apply(c.to, ev)
-	}
-}
-
-// SnapshotKey: see moneyCmd. The two streams, in order, are part of the key.
-func (c transferCmd) SnapshotKey() string { return "bank.transfer" }
-
-// CloneState returns s: transferState holds no maps, slices or pointers.
-func (c transferCmd) CloneState(s transferState) transferState { return s }
-
-func (c transferCmd) Handle(_ context.Context, s transferState) ([]format.EventData, error) {
-	for _, st := range []accountState{s.from, s.to} {
-		if st.err != nil {
-			return nil, st.err
+func (c moneyCmd) handleTransfer(_ context.Context, s accounts) ([]format.EventData, error) {
+	sf, st := s.get(c.id), s.get(c.to)
+	for _, a := range []accountState{sf, st} {
+		if a.err != nil {
+			return nil, a.err
 		}
 	}
-	from, to := s.from.acct, s.to.acct
+	from, to := sf.acct, st.acct
 	switch {
 	case !from.Open:
-		return nil, &AccountError{Account: c.from, Err: ErrUnknownAccount}
+		return nil, &AccountError{Account: c.id, Err: ErrUnknownAccount}
 	case !to.Open:
 		return nil, &AccountError{Account: c.to, Err: ErrUnknownAccount}
 	case c.amount > from.Balance:
-		return nil, &InsufficientFundsError{Account: c.from, Op: "transfer", Balance: from.Balance, Amount: c.amount}
+		return nil, &InsufficientFundsError{Account: c.id, Op: "transfer", Balance: from.Balance, Amount: c.amount}
 	case c.amount > math.MaxInt64-to.Balance:
 		return nil, &OverflowError{Account: c.to, Balance: to.Balance, Amount: c.amount}
 	}
 	return []format.EventData{
-		moneyEvent(AccountStream(c.from), EventTransferSent, moneyData{Amount: &c.amount, To: c.to, Balance: from.Balance - c.amount}),
-		moneyEvent(AccountStream(c.to), EventTransferReceived, moneyData{Amount: &c.amount, From: c.from, Balance: to.Balance + c.amount}),
+		moneyEvent(AccountStream(c.id), EventTransferSent, moneyData{Amount: &c.amount, To: c.to, Balance: from.Balance - c.amount}),
+		moneyEvent(AccountStream(c.to), EventTransferReceived, moneyData{Amount: &c.amount, From: c.id, Balance: to.Balance + c.amount}),
 	}, nil
 }

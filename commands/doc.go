@@ -51,6 +51,14 @@
 //
 // The bank and counter commands implement [executor.Snapshotter], so the
 // executor keeps their folded states and folds only the events after them.
+// bank.deposit, bank.withdraw and bank.transfer are one Go type and an
+// [executor.StreamSnapshotter] whose state does not depend on the command
+// that folded it: the executor keeps one state per account, shared by the
+// three and by every pair of accounts, so a transfer between two accounts
+// that never met reads and folds only what is new in each (a state per
+// read set would fold both histories whole). The kept states cost memory
+// per account (Options.CacheStates bounds them; past it, the least
+// recently used account folds from its first event again).
 // A command without it (the generic append) folds its streams from their
 // first event on every call: its cost grows with the length of its streams.
 // The generic append command can write any event to any stream, including

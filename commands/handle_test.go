@@ -17,26 +17,26 @@ func TestHandleAlone(t *testing.T) {
 	funded := evstoretest.Event(AccountStream("a"), EventDeposited, `{"amount":700,"balance":700}`)
 	ctx := context.Background()
 
-	tr := transferCmd{from: "a", to: "b", amount: 300}
-	st := evstoretest.Fold[transferState](tr, opened("a"), funded, opened("b"), evstoretest.Event("other", "X", `{}`))
-	if st.from.acct.Balance != 700 || !st.to.acct.Open || st.from.acct.Version != 2 {
+	tr := moneyCmd{op: opTransfer, id: "a", to: "b", amount: 300}
+	st := evstoretest.Fold[accounts](tr, opened("a"), funded, opened("b"), evstoretest.Event("other", "X", `{}`))
+	if a, b := st.get("a").acct, st.get("b").acct; a.Balance != 700 || !b.Open || a.Version != 2 {
 		t.Fatalf("folded %+v", st)
 	}
 	evs, err := tr.Handle(ctx, st)
 	if err != nil || len(evs) != 2 || evs[0].Type != EventTransferSent || string(evs[1].Data) != `{"amount":300,"balance":300,"from":"a"}` {
 		t.Fatalf("Handle = %+v, %v", evs, err)
 	}
-	big := transferCmd{from: "a", to: "b", amount: 701}
-	if _, err := big.Handle(ctx, evstoretest.Fold[transferState](big, opened("a"), funded, opened("b"))); !errors.Is(err, ErrInsufficientFunds) {
+	big := moneyCmd{op: opTransfer, id: "a", to: "b", amount: 701}
+	if _, err := big.Handle(ctx, evstoretest.Fold[accounts](big, opened("a"), funded, opened("b"))); !errors.Is(err, ErrInsufficientFunds) {
 		t.Errorf("overdraft: %v", err)
 	}
 
-	w := moneyCmd{id: "a", amount: 700, withdraw: true}
-	evs, err = w.Handle(ctx, evstoretest.Fold[accountState](w, opened("a"), funded))
+	w := moneyCmd{op: opWithdraw, id: "a", amount: 700}
+	evs, err = w.Handle(ctx, evstoretest.Fold[accounts](w, opened("a"), funded))
 	if err != nil || string(evs[0].Data) != `{"amount":700,"balance":0}` {
 		t.Errorf("withdraw all: %+v, %v", evs, err)
 	}
-	if _, err := w.Handle(ctx, evstoretest.Fold[accountState](w)); !errors.Is(err, ErrUnknownAccount) {
+	if _, err := w.Handle(ctx, evstoretest.Fold[accounts](w)); !errors.Is(err, ErrUnknownAccount) {
 		t.Errorf("withdraw from nothing: %v", err)
 	}
 
