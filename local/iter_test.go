@@ -85,3 +85,27 @@ func TestSubscribeEndsOnClose(t *testing.T) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
+
+// TestSalvageSequencesAreReusable: the salvaging reads are sequences too,
+// and a second pass must start where the first did.
+func TestSalvageSequencesAreReusable(t *testing.T) {
+	s := openTemp(t, Options{NoSync: true})
+	const n = 1200 // more than two read chunks
+	batch := make([]format.EventData, n)
+	for i := range batch {
+		batch[i] = ev("s", "T", "")
+	}
+	if _, err := s.Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	for name, seq := range map[string]func(func(format.Event, error) bool){
+		"ReadAllSalvage":    s.ReadAllSalvage(1),
+		"ReadStreamSalvage": s.ReadStreamSalvage("s", 1),
+	} {
+		for pass := 1; pass <= 2; pass++ {
+			if got := len(collect(t, seq)); got != n {
+				t.Errorf("%s pass %d: %d events, want %d", name, pass, got, n)
+			}
+		}
+	}
+}
