@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/evstore/evstore/commands"
-	"github.com/evstore/evstore/executor"
 	"github.com/evstore/evstore/server"
 )
 
@@ -18,17 +16,11 @@ import (
 // difference from deposit is the cost of the API (HTTP, JSON both ways,
 // the socket); the clients run in this process, so their CPU counts too.
 func depositSocket(ctx context.Context, env *workloadEnv) ([]Result, error) {
-	store, done, err := env.openStore("deposit-socket")
+	store, reg, ex, accounts, done, err := openBank(ctx, env, "deposit-socket")
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	reg := commands.Builtin()
-	ex := executor.New(store, executor.Options{})
-	accounts := env.scaled(10_000, 1000)
-	if err := setupAccounts(ctx, ex, reg, accounts, env.cfg.Clients); err != nil {
-		return nil, fmt.Errorf("open accounts: %w", err)
-	}
 	sock := server.SocketPath(store.Path())
 	if len(sock) > 100 { // beyond what the OS takes for a socket path
 		dir, err := os.MkdirTemp("", "evs")

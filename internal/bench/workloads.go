@@ -177,17 +177,11 @@ func bankOp(dst []byte, workload string, accounts int) []byte {
 // bankWorkload runs bank.deposit or bank.transfer from many clients on random
 // accounts for the configured duration.
 func bankWorkload(ctx context.Context, env *workloadEnv, workload string) ([]Result, error) {
-	store, done, err := env.openStore(workload)
+	_, reg, ex, accounts, done, err := openBank(ctx, env, workload)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	reg := commands.Builtin()
-	ex := executor.New(store, executor.Options{})
-	accounts := env.scaled(10_000, 1000)
-	if err := setupAccounts(ctx, ex, reg, accounts, env.cfg.Clients); err != nil {
-		return nil, fmt.Errorf("open accounts: %w", err)
-	}
 	name := "bank." + workload
 	r := runClients(ctx, env.cfg.Clients, env.cfg.Duration, func(s *sample) {
 		var args []byte
@@ -202,6 +196,24 @@ func bankWorkload(ctx context.Context, env *workloadEnv, workload string) ([]Res
 	})
 	r.Workload = workload
 	return []Result{r}, nil
+}
+
+// openBank opens a fresh store for a bank workload, with the built-in
+// registry, an executor at default options and its accounts opened and
+// funded; done closes and deletes the store.
+func openBank(ctx context.Context, env *workloadEnv, name string) (store *local.Store, reg *commands.Registry, ex *executor.Executor, accounts int, done func(), err error) {
+	store, done, err = env.openStore(name)
+	if err != nil {
+		return nil, nil, nil, 0, nil, err
+	}
+	reg = commands.Builtin()
+	ex = executor.New(store, executor.Options{})
+	accounts = env.scaled(10_000, 1000)
+	if err := setupAccounts(ctx, ex, reg, accounts, env.cfg.Clients); err != nil {
+		done()
+		return nil, nil, nil, 0, nil, fmt.Errorf("open accounts: %w", err)
+	}
+	return store, reg, ex, accounts, done, nil
 }
 
 // runClients runs client on n goroutines until d has passed and summarizes
