@@ -3,19 +3,10 @@ package local
 import (
 	"context"
 	"encoding/binary"
-	"time"
 
 	"github.com/evstore/evstore/format"
 	bolt "go.etcd.io/bbolt"
 )
-
-// now is the commit time of the next group.
-func (s *Store) now() time.Time {
-	if s.opts.Clock != nil {
-		return s.opts.Clock().UTC()
-	}
-	return time.Now().UTC()
-}
 
 // MaxReadBatch is the most events one [Store.ReadBatch] returns.
 const MaxReadBatch = 65536

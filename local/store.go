@@ -256,7 +256,7 @@ func (s *Store) init(tx *bolt.Tx) error {
 		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 			return err
 		}
-		now := time.Now().UTC()
+		now := s.opts.Clock().UTC()
 		for k, v := range map[string][]byte{
 			string(metaKeyFormat):  binary.BigEndian.AppendUint32(nil, layoutVersion),
 			string(metaKeyID):      []byte(cmp.Or(s.opts.StoreID, uuid.New().String())),
