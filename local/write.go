@@ -150,7 +150,7 @@ func (s *Store) Enqueue(ctx context.Context, req Request) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &request{ctx: ctx, req: req, done: make(chan struct{})}
+	r := &request{ctx: ctx, req: req, fp: fingerprintOf(req.Fingerprint), done: make(chan struct{})}
 	// Ids are made and formatted here, not by the writer: the writer is one
 	// goroutine that every request waits on, the callers are many.
 	r.ids = make([]string, len(req.Events))

@@ -16,6 +16,7 @@ type request struct {
 	ctx  context.Context
 	req  Request
 	ids  []string // UUIDv7 text, one per event
+	fp   []byte   // fingerprintOf(req.Fingerprint), hashed by the caller, not the writer
 	done chan struct{}
 
 	receipt Receipt
@@ -192,9 +193,9 @@ func (g *groupTx) apply(r *request) error {
 		return nil
 	}
 	if key := r.req.Key; key != "" {
-		fp := fingerprintOf(r.req.Fingerprint)
+		fp := r.fp
 		if first, ok := g.keys[key]; ok {
-			if r.err = checkFingerprint(key, fingerprintOf(first.req.Fingerprint), fp); r.err == nil {
+			if r.err = checkFingerprint(key, first.fp, fp); r.err == nil {
 				r.dupOf = first
 			}
 			return nil
@@ -251,7 +252,7 @@ func (g *groupTx) apply(r *request) error {
 	}
 	r.receipt = Receipt{Events: events, Retries: r.req.Retries}
 	if key := r.req.Key; key != "" {
-		rec := receipt{retries: uint32(r.req.Retries), fingerprint: fingerprintOf(r.req.Fingerprint)}
+		rec := receipt{retries: uint32(r.req.Retries), fingerprint: r.fp}
 		if len(events) > 0 {
 			rec.first, rec.last = events[0].Position, events[len(events)-1].Position
 		}
