@@ -39,13 +39,11 @@ func (s *Store) CompactFile(ctx context.Context, path string, opts BackupOptions
 	})
 }
 
-// compactInto copies every top-level bucket of src into dst (evstore's
-// layout has no nested buckets), committing every compactTxBytes.
+// compactInto copies every bucket of src into dst, nested ones (the key
+// spaces under "spaces") included, committing every compactTxBytes.
 func compactInto(ctx context.Context, dst *bolt.DB, src *bolt.Tx, progress func(done, total int64)) error {
 	var total int64
-	var names [][]byte
-	if err := src.ForEach(func(name []byte, b *bolt.Bucket) error {
-		names = append(names, append([]byte(nil), name...))
+	if err := src.ForEach(func(_ []byte, b *bolt.Bucket) error {
 		total += int64(b.Stats().KeyN)
 		return nil
 	}); err != nil {
@@ -55,47 +53,99 @@ func compactInto(ctx context.Context, dst *bolt.DB, src *bolt.Tx, progress func(
 	if err != nil {
 		return err
 	}
-	defer func() { tx.Rollback() }()
-	var size, done int64
-	for _, name := range names {
-		if _, err := tx.CreateBucket(name); err != nil {
-			return err
-		}
-		c := src.Bucket(name).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if size > compactTxBytes {
-				if err := tx.Commit(); err != nil {
-					return err
-				}
-				if tx, err = dst.Begin(true); err != nil {
-					return err
-				}
-				size = 0
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if progress != nil {
-					progress(done, total)
-				}
-			}
-			b := tx.Bucket(name)
-			// Keys arrive in order: full pages waste nothing.
-			b.FillPercent = 1.0
-			if v == nil {
-				continue // a nested bucket; the layout has none
-			}
-			if err := b.Put(k, v); err != nil {
-				return err
-			}
-			size += int64(len(k) + len(v))
-			done++
-		}
+	cp := &compactor{ctx: ctx, db: dst, tx: tx, progress: progress, total: total}
+	defer func() { cp.tx.Rollback() }()
+	if err := src.ForEach(func(name []byte, b *bolt.Bucket) error {
+		return cp.copyBucket([][]byte{append([]byte(nil), name...)}, b)
+	}); err != nil {
+		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := cp.tx.Commit(); err != nil {
 		return err
 	}
 	if progress != nil {
 		progress(total, total)
+	}
+	return nil
+}
+
+// compactor copies buckets into a sequence of write transactions.
+type compactor struct {
+	ctx         context.Context
+	db          *bolt.DB
+	tx          *bolt.Tx
+	progress    func(done, total int64)
+	size        int64 // bytes put in the current transaction
+	done, total int64 // keys copied, keys in all
+}
+
+// copyBucket copies b, found at path in the source, to the same path.
+func (cp *compactor) copyBucket(path [][]byte, b *bolt.Bucket) error {
+	dst, err := cp.bucket(path)
+	if err != nil {
+		return err
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil { // a nested bucket
+			if err := cp.copyBucket(append(path[:len(path):len(path)], append([]byte(nil), k...)), b.Bucket(k)); err != nil {
+				return err
+			}
+			if dst, err = cp.bucket(path); err != nil { // the copy may have committed
+				return err
+			}
+			continue
+		}
+		if cp.size > compactTxBytes {
+			if err := cp.commit(); err != nil {
+				return err
+			}
+			if dst, err = cp.bucket(path); err != nil {
+				return err
+			}
+		}
+		if err := dst.Put(k, v); err != nil {
+			return err
+		}
+		cp.size += int64(len(k) + len(v))
+		cp.done++
+	}
+	return nil
+}
+
+// bucket is the bucket at path in the current transaction, created if
+// need be. Keys arrive in order, so full pages waste nothing.
+func (cp *compactor) bucket(path [][]byte) (*bolt.Bucket, error) {
+	b, err := cp.tx.CreateBucketIfNotExists(path[0])
+	for _, name := range path[1:] {
+		if err != nil {
+			return nil, err
+		}
+		b.FillPercent = 1.0
+		b, err = b.CreateBucketIfNotExists(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.FillPercent = 1.0
+	return b, nil
+}
+
+// commit ends the current transaction and starts the next.
+func (cp *compactor) commit() error {
+	if err := cp.tx.Commit(); err != nil {
+		return err
+	}
+	tx, err := cp.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	cp.tx, cp.size = tx, 0
+	if err := cp.ctx.Err(); err != nil {
+		return err
+	}
+	if cp.progress != nil {
+		cp.progress(cp.done, cp.total)
 	}
 	return nil
 }

@@ -365,6 +365,10 @@ func TestBackupFileRefusesOverwrite(t *testing.T) {
 func TestCompactFile(t *testing.T) {
 	s := openTemp(t, Options{NoSync: true})
 	fillStore(t, s, 300)
+	// Key spaces are nested buckets: the copy must keep them.
+	if err := s.UpdateSpace(context.Background(), "balances", func(tx *SpaceTx) error { return tx.Put([]byte("a"), []byte("42")) }); err != nil {
+		t.Fatal(err)
+	}
 	dest := filepath.Join(t.TempDir(), "c.db")
 	var calls int
 	info, err := s.CompactFile(context.Background(), dest, BackupOptions{Progress: func(done, total int64) { calls++ }})
@@ -384,6 +388,14 @@ func TestCompactFile(t *testing.T) {
 	defer c.Close()
 	if c.ID() != s.ID() {
 		t.Fatal("compaction changed the store id")
+	}
+	if err := c.ViewSpace("balances", func(tx *SpaceTx) error {
+		if v := tx.Get([]byte("a")); string(v) != "42" {
+			t.Errorf("key space after compaction: %q, want 42", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	a, b := collect(t, s.ReadAll(1)), collect(t, c.ReadAll(1))
 	if len(a) != len(b) {
