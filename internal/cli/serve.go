@@ -71,12 +71,9 @@ func runServe(c *cli.Context) (err error) {
 		if err != nil {
 			return usageErrorf("serve: %v", err)
 		}
+		// An empty Source lets replicate.Run pick the same default as
+		// 'evstore replicate' (host name plus store id prefix).
 		ropts = &replicate.Options{URL: url, Source: c.String("source"), Schema: c.String("schema"), Layout: layout}
-		if ropts.Source == "" {
-			if ropts.Source, err = os.Hostname(); err != nil {
-				return usageErrorf("serve: no host name to use as the source name: pass --source NAME")
-			}
-		}
 	} else if c.IsSet("source") || c.IsSet("layout") {
 		return usageErrorf("serve: --source and --layout apply to --replicate-to, which is not set")
 	}
@@ -94,7 +91,7 @@ func runServe(c *cli.Context) (err error) {
 		ropts.Logger, ropts.Metrics = logger, &m
 		opts.Status = func(context.Context) map[string]any {
 			return map[string]any{"replication": map[string]any{
-				"source": ropts.Source, "replicated_position": m.ReplicatedPosition.Load(),
+				"source": m.Source(), "replicated_position": m.ReplicatedPosition.Load(),
 				"lag_events": m.LagEvents(), "lag_seconds": m.LagSeconds(time.Now()),
 			}}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evstore/evstore/local"
+	"github.com/evstore/evstore/replicate"
 	"github.com/evstore/evstore/replicate/pgtest"
 	"github.com/evstore/evstore/server"
 )
@@ -98,5 +100,37 @@ func TestServeReplicates(t *testing.T) {
 	var pos int64
 	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT position FROM "+schema+".sources WHERE name = 'till-9'").Scan(&pos); err != nil || pos != 5 {
 		t.Fatalf("PostgreSQL at %d (%v) after serve stopped, want 5", pos, err)
+	}
+}
+
+// TestServeDefaultSource: without --source, serve replicates under the same
+// default name as 'evstore replicate' (host name plus store id prefix), so
+// cloned devices do not share a source.
+func TestServeDefaultSource(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	db := tempDB(t)
+	mustExec(t, db, [2]string{"counter.increment", `{"counter":"c"}`})
+	s, err := local.Open(db, local.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := replicate.DefaultSource(s.ID())
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		done <- runDaemon(t, ctx, "serve", "--db", db, "--replicate-to", url, "--schema", schema)
+	}()
+	waitOwner(t, db, done)
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("serve exited %d: %s", r.code, r.stderr)
+	}
+	var name string
+	if err := pgtest.Conn(t, url).QueryRow(context.Background(), "SELECT name FROM "+schema+".sources").Scan(&name); err != nil || name != want {
+		t.Fatalf("source %q (%v), want %q", name, err, want)
 	}
 }
