@@ -300,7 +300,9 @@ func Execute[S any](ctx context.Context, ex *Executor, cmd Command[S], opts ...E
 		return Result{}, err
 	}
 	declared := cmd.Streams()
-	if cfg.key != "" {
+	if cfg.key == "" {
+		cfg.fingerprint = nil // stored only with a key: nothing to hash
+	} else {
 		cfg.fingerprint = fingerprint(f.typ, declared, cfg.fingerprint)
 		if err := ex.waitInFlight(ctx, cfg.key); err != nil {
 			return Result{}, err

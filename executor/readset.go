@@ -18,9 +18,8 @@ type readSet struct {
 	streams []string
 	base    []uint64
 	events  [][]format.Event
-	starts  []any // per stream, for a StreamSnapshotter: the kept state at base
-	whole   any   // for a Snapshotter: the kept state at base, for the whole set
-	tip     []uint64
+	starts  []any          // per stream, for a StreamSnapshotter: the kept state at base
+	whole   any            // for a Snapshotter: the kept state at base, for the whole set
 	prov    []format.Event // queued events on top, in queue order
 	provN   []uint64       // per stream, how many of prov
 	deps    []*queuedWrite // the queued writes prov comes from
@@ -40,7 +39,6 @@ func (rs *readSet) add(streams []string) (int, error) {
 			rs.base = append(rs.base, 0)
 			rs.events = append(rs.events, nil)
 			rs.starts = append(rs.starts, nil)
-			rs.tip = append(rs.tip, 0)
 			rs.provN = append(rs.provN, 0)
 			n++
 		}
