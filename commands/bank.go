@@ -434,8 +434,8 @@ func (c moneyCmd) Streams() []string {
 // event's stream, not from c, so the fold is the same for every command.
 func (c moneyCmd) Apply(s *accounts, ev format.Event) {
 	id, ok := strings.CutPrefix(ev.Stream, accountPrefix)
-	if !ok || id != c.id && (c.op != opTransfer || id != c.to) {
-		return // not a stream of c's (the executor gives none)
+	if !ok {
+		return // not an account stream (the executor gives none)
 	}
 	if st := s.slot(id); st != nil {
 		st.apply(id, ev)
