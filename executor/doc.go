@@ -52,7 +52,10 @@
 //     that continue the streams and are built on nothing known to have
 //     failed, so the state is one the log can still come to. Handle sees
 //     the same state on the first attempt, on every retry and with or
-//     without kept states.
+//     without kept states. For a [StreamSnapshotter] each stream's part is
+//     folded from that stream's events alone and the parts are merged in
+//     read-set order; that equals the whole fold exactly when MergeState
+//     copies each stream's part faithfully, which its contract asks.
 //   - A command writes only streams it read ([ErrUndeclaredStream]).
 //   - Versions come from the one read; events are never re-read to learn
 //     them. The commit checks them against the log's versions bucket.

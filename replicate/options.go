@@ -119,7 +119,8 @@ type Options struct {
 	// archived either ([ErrSourceActive]) unless TakeOver is set.
 	NewSource bool
 	// TakeOver lets NewSource archive a source even if it was advanced
-	// recently: for when the other log is known to be gone (a device
+	// recently, and lets Run take a source whose claim another replicator
+	// still holds: for when the other log is known to be gone (a device
 	// replaced minutes after its last batch).
 	TakeOver bool
 	// ActiveWindow is how recent a source's last update must be for
