@@ -2,10 +2,8 @@ package local
 
 import (
 	"context"
-	"encoding/binary"
 
 	"github.com/evstore/evstore/format"
-	bolt "go.etcd.io/bbolt"
 )
 
 // MaxReadBatch is the most events one [Store.ReadBatch] returns.
@@ -18,23 +16,7 @@ const MaxReadBatch = 65536
 func (s *Store) ReadBatch(from uint64, limit int) ([]format.Event, error) {
 	from = max(from, 1)
 	limit = min(max(limit, 1), MaxReadBatch)
-	head := s.Head()
-	if from > head {
-		return s.logChunk(from, limit) // a commit may have landed since
-	}
-	out := make([]format.Event, 0, min(uint64(limit), head-from+1))
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLog).Cursor()
-		for k, v := c.Seek(u64(from)); k != nil && len(out) < limit; k, v = c.Next() {
-			ev, err := format.DecodeRecord(binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ev)
-		}
-		return nil
-	})
-	return out, err
+	return s.logChunk(from, limit)
 }
 
 // WaitHead blocks until the head is past after and returns it. It returns

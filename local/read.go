@@ -157,6 +157,9 @@ func (s *Store) ReadAll(from uint64) iter.Seq2[format.Event, error] {
 
 func (s *Store) logChunk(from uint64, limit int) ([]format.Event, error) {
 	var out []format.Event
+	if head := s.Head(); from <= head { // sized for what is committed now; more may land
+		out = make([]format.Event, 0, min(uint64(limit), head-from+1))
+	}
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		for k, v := c.Seek(u64(from)); k != nil && len(out) < limit; k, v = c.Next() {
