@@ -85,7 +85,7 @@ func (o outcome) MarshalJSON() ([]byte, error) {
 	if !o.OK {
 		return json.Marshal(failure{o.Line, o.Command, false, o.Error, o.ExitCode})
 	}
-	return json.Marshal(success{o.Line, o.Command, true, o.Position, o.Retries, o.Duplicate, toJSONEvents(o.events)})
+	return json.Marshal(success{o.Line, o.Command, true, o.Position, o.Retries, o.Duplicate, nonNil(o.events)})
 }
 
 func execSingle(c *cli.Context, reg *commands.Registry) error {

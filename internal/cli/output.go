@@ -22,11 +22,10 @@ import (
 // JSON).
 type jsonEvent = format.Event
 
-func toJSONEvent(ev format.Event) jsonEvent { return ev }
-
-func toJSONEvents(evs []format.Event) []jsonEvent {
+// nonNil is evs for a JSON body: [] rather than null when empty.
+func nonNil(evs []format.Event) []format.Event {
 	if evs == nil {
-		return []jsonEvent{} // [] rather than null when empty
+		return []format.Event{}
 	}
 	return evs
 }
@@ -82,7 +81,7 @@ func printEvents(c *cli.Context, events func(func(format.Event, error) bool), li
 			return n, err
 		}
 		if asJSON {
-			if err := writeJSON(w, toJSONEvent(ev)); err != nil {
+			if err := writeJSON(w, ev); err != nil {
 				return n, err
 			}
 		} else {

@@ -39,15 +39,19 @@ func schemaFlag() cli.Flag {
 	return &cli.StringFlag{Name: "schema", Value: replicate.DefaultSchema, Usage: "PostgreSQL `SCHEMA` holding evstore's tables"}
 }
 
-func pgURL(c *cli.Context, cmd string) (string, error) {
-	u := c.String("to")
+func pgURL(c *cli.Context, cmd string) (string, error) { return pgURLFlag(c, cmd, "to") }
+
+// pgURLFlag is the PostgreSQL URL of flag (--to, --from, --replicate-to),
+// required and checked.
+func pgURLFlag(c *cli.Context, cmd, flag string) (string, error) {
+	u := c.String(flag)
 	if u == "" {
-		return "", usageErrorf("%s: --to postgres://… is required (or set %s)", cmd, pgURLEnv)
+		return "", usageErrorf("%s: --%s postgres://… is required (or set %s)", cmd, flag, pgURLEnv)
 	}
 	// A malformed URL is the caller's typo, not a failure: say so before
 	// anything is opened.
 	if _, err := pgx.ParseConfig(u); err != nil {
-		return "", usageErrorf("%s: --to is not a usable PostgreSQL URL (%v): expected postgres://user:password@host:port/database", cmd, err)
+		return "", usageErrorf("%s: --%s is not a usable PostgreSQL URL (%v): expected postgres://user:password@host:port/database", cmd, flag, err)
 	}
 	return u, nil
 }

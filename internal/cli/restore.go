@@ -36,9 +36,9 @@ func runRestore(c *cli.Context) error {
 	if err := extraArgs(c, 0, "restore --from postgres://… --source NAME [--db PATH]"); err != nil {
 		return err
 	}
-	url := c.String("from")
-	if url == "" {
-		return usageErrorf("restore: --from postgres://… is required (or set %s)", pgURLEnv)
+	url, err := pgURLFlag(c, "restore", "from")
+	if err != nil {
+		return err
 	}
 	if c.String("source") == "" {
 		return usageErrorf("restore: --source NAME is required: the source to rebuild ('evstore status --to … --source NAME' shows one)")

@@ -17,6 +17,7 @@ func TestRestoreUsage(t *testing.T) {
 	runCLI(t, "", "--db", db, "restore", "--source", "x").want(t, 2, nil, []string{"restore: --from postgres://… is required"})
 	runCLI(t, "", "--db", db, "restore", "--from", "postgres://localhost/x").want(t, 2, nil, []string{"restore: --source NAME is required"})
 	runCLI(t, "", "--db", db, "restore", "x").want(t, 2, nil, []string{"restore: too many arguments"})
+	runCLI(t, "", "--db", db, "restore", "--source", "x", "--from", "postgres://u@h:notaport/db").want(t, 2, nil, []string{"restore: --from is not a usable PostgreSQL URL"})
 }
 
 func TestRestore(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/evstore/evstore/local"
@@ -63,9 +62,10 @@ func runServe(c *cli.Context) (err error) {
 		}
 	}
 	var ropts *replicate.Options
-	if url := c.String("replicate-to"); url != "" {
-		if _, err := pgx.ParseConfig(url); err != nil {
-			return usageErrorf("serve: --replicate-to is not a usable PostgreSQL URL (%v): expected postgres://user:password@host:port/database", err)
+	if c.String("replicate-to") != "" {
+		url, err := pgURLFlag(c, "serve", "replicate-to")
+		if err != nil {
+			return err
 		}
 		layout, err := replicate.ParseLayout(c.String("layout"))
 		if err != nil {
