@@ -191,9 +191,8 @@ type Result struct {
 	Events    []format.Event
 }
 
-func (r AppendResult) decode() (Result, error) {
-	out := Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: r.Events}
-	return out, nil
+func (r AppendResult) result() Result {
+	return Result{Position: r.Position, Retries: r.Retries, Duplicate: r.Duplicate, Events: r.Events}
 }
 
 // Exec runs the named command with JSON args; key, if not empty, makes it
@@ -210,7 +209,7 @@ func (c *Client) Exec(ctx context.Context, name string, args json.RawMessage, ke
 	if err := c.do(ctx, http.MethodPost, "/v1/commands/"+url.PathEscape(name), hdr, args, &ar); err != nil {
 		return Result{}, err
 	}
-	return ar.decode()
+	return ar.result(), nil
 }
 
 // Append writes events atomically after checking expect.
@@ -223,7 +222,7 @@ func (c *Client) Append(ctx context.Context, req AppendRequest) (Result, error) 
 	if err := c.do(ctx, http.MethodPost, "/v1/append", nil, body, &ar); err != nil {
 		return Result{}, err
 	}
-	return ar.decode()
+	return ar.result(), nil
 }
 
 // Status is the owner's store id, head and extra fields.
