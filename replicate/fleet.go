@@ -2,13 +2,11 @@ package replicate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultSilentAfter is how long a source may go without contact before
@@ -91,8 +89,7 @@ func Fleet(ctx context.Context, opts FleetOptions) ([]SourceInfo, error) {
 	}
 	rows, err := conn.Query(ctx, "SELECT s.name, s.store_id::text, s.layout, s.position, "+contact+", e.position, now() FROM "+s+".sources s "+
 		"LEFT JOIN "+s+".expanded e ON e.source = s.name WHERE $1 OR position('@' in s.name) = 0 ORDER BY s.name", opts.Archives)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") {
+	if noTables(err) {
 		return nil, fmt.Errorf("replicate: schema %q has no evstore tables: %w", opts.Schema, err)
 	}
 	if err != nil {

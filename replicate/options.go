@@ -241,8 +241,12 @@ func DefaultSource(storeID string) (string, error) {
 		return "", fmt.Errorf("replicate: no source name and no host name to default to (%v): set Options.Source", err)
 	}
 	id := strings.ReplaceAll(storeID, "-", "")
-	return h[:min(len(h), 54)] + "-" + id[:min(8, len(id))], nil
+	return hostPart(h) + id[:min(8, len(id))], nil
 }
+
+// hostPart is the host name as the default source names start with it,
+// short enough to leave room for the store id and an archive suffix.
+func hostPart(host string) string { return host[:min(len(host), 54)] + "-" }
 
 func (o Options) withDefaults(storeID string) (Options, error) {
 	if o.URL == "" {

@@ -229,19 +229,30 @@ func (r *replicator) open(ctx context.Context) (*pgx.Conn, uint64, error) {
 // older evstore created that source for this store, otherwise the new
 // default (host name and store id prefix).
 func (r *replicator) resolveLegacy(ctx context.Context, conn *pgx.Conn) error {
-	var owner uuid.UUID
-	err := conn.QueryRow(ctx, "SELECT store_id FROM "+r.schema+".sources WHERE name = $1", r.legacy).Scan(&owner)
+	owns, err := ownsLegacy(ctx, conn, r.schema, r.legacy, r.storeID)
 	switch {
-	case err == nil && owner == r.storeID:
+	case err != nil:
+		return err
+	case owns:
 		r.log.Info("keeping the source named after the host alone, which this log created", "new_default", r.o.Source)
 		r.o.Source = r.legacy
 		r.log = r.o.Logger.With("source", r.o.Source)
 		r.m.setSource(r.o.Source)
-	case err != nil && !errors.Is(err, pgx.ErrNoRows):
-		return err
 	}
 	r.legacy = ""
 	return nil
+}
+
+// ownsLegacy reports whether the source named after the host alone (an
+// older evstore's default) was created by this store. Status asks it too,
+// so both pick the same name.
+func ownsLegacy(ctx context.Context, conn *pgx.Conn, schema, host string, storeID uuid.UUID) (bool, error) {
+	var owner uuid.UUID
+	err := conn.QueryRow(ctx, "SELECT store_id FROM "+schema+".sources WHERE name = $1", host).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) || noTables(err) {
+		return false, nil
+	}
+	return err == nil && owner == storeID, err
 }
 
 // claim reconciles the source row with the local log and returns the

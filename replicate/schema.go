@@ -202,11 +202,17 @@ func migrate(ctx context.Context, conn *pgx.Conn, schema string) (int, error) {
 func schemaVersion(ctx context.Context, conn *pgx.Conn, s string) (int, error) {
 	var v int
 	err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s+".schema_migrations").Scan(&v)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined table, schema
+	if noTables(err) {
 		return 0, nil
 	}
 	return v, err
+}
+
+// noTables reports an undefined table or schema: evstore's tables are not
+// there (yet).
+func noTables(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000")
 }
 
 func tooNew(schema string, v int) error {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/evstore/evstore/local"
 )
@@ -81,9 +80,8 @@ func Status(ctx context.Context, store *local.Store, url, schema, source string)
 	)
 	err = conn.QueryRow(ctx, "SELECT store_id, layout, position, updated_at, last_event_id FROM "+s+".sources WHERE name = $1", source).
 		Scan(&storeID, &layout, &pos, &updated, &lastID)
-	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
+	case errors.Is(err, pgx.ErrNoRows), noTables(err):
 		info.LagEvents = info.LocalHead
 		return info, lagSeconds(&info, store)
 	case err != nil:
@@ -127,20 +125,21 @@ func defaultSourceFor(ctx context.Context, conn *pgx.Conn, s string, store *loca
 		return "", fmt.Errorf("replicate: no source name and no host name to default to (%v): set the source", err)
 	}
 	if store != nil {
-		var owner string
-		err := conn.QueryRow(ctx, "SELECT store_id::text FROM "+s+".sources WHERE name = $1", host).Scan(&owner)
-		if err == nil && owner == store.ID() {
-			return host, nil
+		id, err := uuid.Parse(store.ID())
+		if err != nil {
+			return "", err
+		}
+		if owns, err := ownsLegacy(ctx, conn, s, host, id); err != nil || owns {
+			return host, err
 		}
 		return DefaultSource(store.ID())
 	}
 	// No store id to go by: the sources named after this host, archives
 	// aside.
-	prefix := host[:min(len(host), 54)] + "-"
+	prefix := hostPart(host)
 	rs, err := conn.Query(ctx, "SELECT name FROM "+s+".sources WHERE (name = $1 OR (left(name, $3) = $2 AND length(name) = $3 + 8)) AND position('@' in name) = 0 ORDER BY name",
 		host, prefix, len(prefix))
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") {
+	if noTables(err) {
 		return host, nil
 	}
 	if err != nil {
