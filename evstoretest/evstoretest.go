@@ -9,6 +9,7 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -165,7 +166,9 @@ func (o *Outcome) ThenErrorContains(substr string) *Outcome {
 
 // Fold folds cmd's state from events as the executor would: only events
 // on cmd's streams, in the given order, with positions and versions
-// assigned as a fresh store would and times at [Epoch]. Use it to test
+// assigned as a fresh store would and times at [Epoch]. A command that is
+// an [executor.TryApplier] folds through TryApply, as in the executor, and
+// Fold panics with the event if it refuses one. Use it to test
 // Handle alone:
 //
 //	state := evstoretest.Fold(cmd, opened, deposited)
@@ -175,19 +178,25 @@ func Fold[S any](cmd executor.Command[S], events ...format.EventData) S {
 	epoch := Epoch()
 	streams := cmd.Streams()
 	versions := map[string]uint64{}
+	try, _ := cmd.(executor.TryApplier[S])
 	for i, d := range events {
 		versions[d.Stream]++
-		found := false
-		for _, s := range streams {
-			found = found || s == d.Stream
-		}
-		if !found {
+		if !slices.Contains(streams, d.Stream) {
 			continue
 		}
-		cmd.Apply(&state, format.Event{
+		ev := format.Event{
 			Position: uint64(i + 1), Stream: d.Stream, Version: versions[d.Stream], Type: d.Type,
 			Data: d.Data, Metadata: d.Metadata, ID: fmt.Sprintf("evstoretest-%d", i+1), Time: epoch,
-		})
+		}
+		if try == nil {
+			cmd.Apply(&state, ev)
+			continue
+		}
+		// As the executor does, a TryApplier's fold may refuse an event;
+		// a test giving one such events has a bug, so say which.
+		if err := try.TryApply(&state, ev); err != nil {
+			panic(fmt.Sprintf("evstoretest.Fold: the fold refused event %d (%s v%d %s): %v", ev.Position, ev.Stream, ev.Version, ev.Type, err))
+		}
 	}
 	return state
 }
