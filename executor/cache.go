@@ -52,8 +52,12 @@ func eventBytes(evs []format.Event) int {
 	return n
 }
 
+// off reports a cache that either bound disables (Options: negative
+// disables).
+func (c *streamCache) off() bool { return c.limit <= 0 || c.byteLimit <= 0 }
+
 func (c *streamCache) get(stream string) []format.Event {
-	if c.limit <= 0 {
+	if c.off() {
 		return nil
 	}
 	c.mu.Lock()
@@ -71,7 +75,7 @@ func (c *streamCache) get(stream string) []format.Event {
 // cached. have must be the stream's events from version 1, more the ones
 // that follow.
 func (c *streamCache) add(stream string, have, more []format.Event) []format.Event {
-	if c.limit <= 0 || len(have)+len(more) > c.limit || eventBytes(more) > c.byteLimit {
+	if c.off() || len(have)+len(more) > c.limit || eventBytes(more) > c.byteLimit {
 		return append(have[:len(have):len(have)], more...)
 	}
 	c.mu.Lock()
@@ -108,7 +112,7 @@ func (c *streamCache) add(stream string, have, more []format.Event) []format.Eve
 // they are the command's own slices and the caller's Result, which either
 // may reuse or change.
 func (c *streamCache) extend(events []format.Event) {
-	if c.limit <= 0 {
+	if c.off() {
 		return
 	}
 	c.mu.Lock()

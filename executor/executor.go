@@ -108,9 +108,6 @@ func (o Options) withDefaults() Options {
 	def(&o.CacheEvents, DefaultCacheEvents)
 	def(&o.CacheBytes, DefaultCacheBytes)
 	def(&o.CacheStates, DefaultCacheStates)
-	if o.CacheBytes < 0 {
-		o.CacheEvents = -1 // either bound disabled disables the cache
-	}
 	return o
 }
 
