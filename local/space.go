@@ -266,22 +266,10 @@ func (s *Store) submitSpace(ctx context.Context, op *spaceOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.failure(); err != nil {
+	r := &request{ctx: ctx, space: op, done: make(chan struct{})}
+	if err := s.submit(ctx, r); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, space: op, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
 	<-r.done
 	return r.err
 }

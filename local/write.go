@@ -161,22 +161,30 @@ func (s *Store) Enqueue(ctx context.Context, req Request) (*Pending, error) {
 		}
 		r.ids[i] = id.String()
 	}
-	if err := s.failure(); err != nil {
+	if err := s.submit(ctx, r); err != nil {
 		return nil, err
 	}
+	return &Pending{r}, nil
+}
+
+// submit hands r to the writer, unless the store has stopped writing or
+// is closed. A ctx that ends while the queue is full means nothing was
+// written.
+func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case s.reqs <- r:
-	case <-ctx.Done(): // the queue is full and the caller gave up: nothing written
-		s.mu.RUnlock()
-		return nil, ctx.Err()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.mu.RUnlock()
-	return &Pending{r}, nil
 }
 
 func (s *Store) validate(req *Request) error {
