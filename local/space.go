@@ -348,16 +348,8 @@ func (t *SpaceTx) release() {
 // run calls fn, turning a panic in the caller's code into an error. A panic
 // inside bbolt goes on up: the transaction may be half-changed, so the
 // group must fail (recoverCorrupt reports it).
-func (t *SpaceTx) run(fn func(*SpaceTx) error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			if t.inBolt {
-				panic(p)
-			}
-			err = &PanicError{Value: p, Stack: debug.Stack()}
-		}
-	}()
-	return fn(t)
+func (t *SpaceTx) run(fn func(*SpaceTx) error) error {
+	return t.Protect(func() error { return fn(t) })
 }
 
 // Protect calls fn inside an update and turns a panic in it into a
