@@ -683,13 +683,22 @@ func (r *replicator) commit(ctx context.Context, conn *pgx.Conn, evs []format.Ev
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
 	defer stop()
 
+	// What the batch ships beside its events is read from the log once,
+	// before the source row is locked, and reused if the batch is retried.
+	keys, err := r.store.KeysBetween(evs[0].Position, evs[len(evs)-1].Position)
+	if err != nil {
+		return &localError{err}
+	}
+	head, oldest := r.contact(evs[len(evs)-1].Position)
+	extras := batchExtras{keys: keys, head: head, oldest: oldest}
+
 	if r.o.Layout == LayoutFrames {
 		frame, err := format.EncodeFrame(r.frameBuf[:0], evs, r.codec)
 		if err != nil {
 			return &localError{err}
 		}
 		r.frameBuf = frame
-		return r.inTx(tctx, conn, evs, func(tx pgx.Tx) error {
+		return r.inTx(tctx, conn, evs, extras, func(tx pgx.Tx) error {
 			_, err := tx.Exec(tctx, "INSERT INTO "+r.schema+".frames (source, first_position, last_position, event_count, codec, frame) VALUES ($1, $2, $3, $4, $5, $6)",
 				r.o.Source, int64(evs[0].Position), int64(evs[len(evs)-1].Position), len(evs), r.codec.String(), frame)
 			return err
@@ -704,7 +713,7 @@ func (r *replicator) commit(ctx context.Context, conn *pgx.Conn, evs []format.Ev
 		r.log.Warn("metadata strings containing U+0000 stored with U+FFFD instead (PostgreSQL text cannot hold U+0000)", "count", sanitized)
 	}
 	insert := func(tx pgx.Tx) error { return copyEvents(tctx, tx, r.o.Schema, r.o.Source, evs, rows) }
-	err = r.inTx(tctx, conn, evs, insert)
+	err = r.inTx(tctx, conn, evs, extras, insert)
 	if isDataException(err) {
 		// A payload passed the local JSON checks but jsonb refused it
 		// (say, a number beyond numeric's range). Ask PostgreSQL which,
@@ -715,14 +724,23 @@ func (r *replicator) commit(ctx context.Context, conn *pgx.Conn, evs []format.Ev
 		}
 		if len(moved) > 0 {
 			r.log.Warn("payloads that jsonb refuses stored in data_raw", "positions", moved, "err", err)
-			err = r.inTx(tctx, conn, evs, insert)
+			err = r.inTx(tctx, conn, evs, extras, insert)
 		}
 	}
 	return err
 }
 
 // inTx runs insert inside the batch transaction protocol.
-func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Event, insert func(pgx.Tx) error) error {
+// batchExtras is what a batch records beside its events: the idempotency
+// keys anchored in it, and the device's head and oldest unshipped event
+// for the fleet view.
+type batchExtras struct {
+	keys   []local.ImportedKey
+	head   uint64
+	oldest *time.Time
+}
+
+func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Event, x batchExtras, insert func(pgx.Tx) error) error {
 	first, last := evs[0].Position, evs[len(evs)-1].Position
 	tx, err := begin(ctx, conn)
 	if err != nil {
@@ -770,14 +788,13 @@ func (r *replicator) inTx(ctx context.Context, conn *pgx.Conn, evs []format.Even
 	if err := insert(tx); err != nil {
 		return err
 	}
-	if err := r.shipKeys(ctx, tx, first, last); err != nil {
+	if err := r.shipKeys(ctx, tx, x.keys); err != nil {
 		return err
 	}
 	lastID, _ := uuid.Parse(evs[len(evs)-1].ID)
-	head, oldest := r.contact(last)
 	if _, err := tx.Exec(ctx, "UPDATE "+r.schema+".sources SET position = $2, last_event_id = $3, updated_at = now(), "+
 		"holder_until = now() + make_interval(secs => $4), last_seen = now(), device_head = $5, oldest_pending = $6, evstore_version = $7 WHERE name = $1",
-		r.o.Source, int64(last), lastID, r.lease(), int64(head), oldest, Version()); err != nil {
+		r.o.Source, int64(last), lastID, r.lease(), int64(x.head), x.oldest, Version()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
