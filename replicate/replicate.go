@@ -91,10 +91,8 @@ type replicator struct {
 
 	target   uint64 // Once: replicate through this position
 	legacy   string // the host name, while a default source name is to be resolved
-	started  bool
 	start    uint64 // replicated position at the first session
 	frameBuf []byte // reused frame encoding buffer
-	batches  uint64 // batches committed by this Run
 
 	contacted atomic.Bool // a session reached PostgreSQL: the metrics' positions mean something
 }
@@ -105,7 +103,7 @@ func (r *replicator) run(ctx context.Context) error {
 	r.log.Info("replicating to PostgreSQL", "url", RedactURL(r.o.URL), "schema", r.o.Schema,
 		"layout", r.o.Layout, "once", r.o.Once, "head", r.store.Head())
 	var failingSince time.Time
-	batches := r.batches
+	batches := r.m.Batches.Load()
 	for {
 		err := r.session(ctx, bo, el)
 		if err == nil {
@@ -120,8 +118,8 @@ func (r *replicator) run(ctx context.Context) error {
 			return err
 		}
 		now := time.Now()
-		if failingSince.IsZero() || r.batches != batches {
-			failingSince, batches = now, r.batches
+		if failingSince.IsZero() || r.m.Batches.Load() != batches {
+			failingSince, batches = now, r.m.Batches.Load()
 		}
 		d := bo.next()
 		if r.o.RetryFor > 0 {
@@ -169,8 +167,8 @@ func (r *replicator) session(ctx context.Context, bo *backoff, el *errorLog) err
 	// error that recurs after every connect (a batch that always times
 	// out) must keep backing off.
 	el.recovered()
-	if !r.started {
-		r.started, r.start = true, pos
+	if !r.contacted.Load() {
+		r.start = pos
 	}
 	head := r.store.Head()
 	r.m.ReplicatedPosition.Store(pos)
@@ -536,7 +534,6 @@ func (r *replicator) stream(ctx context.Context, conn *pgx.Conn, pos uint64, bo 
 		timer.Stop()
 		flushC, deferred = nil, false
 		bo.reset()
-		r.batches++
 		head := r.store.Head()
 		r.m.HeadPosition.Store(head)
 		r.m.ReplicatedPosition.Store(pos)
