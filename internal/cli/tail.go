@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"strings"
@@ -136,14 +137,8 @@ func followBackend(c *cli.Context, b backend, w *bufio.Writer, next *uint64, log
 	}()
 	for ev := range events {
 		*next = ev.Position + 1
-		if strings.HasPrefix(ev.Stream, prefix) && (typ == "" || ev.Type == typ) {
-			if c.Bool("json") {
-				if err := writeJSON(w, ev); err != nil {
-					return *next > start, err
-				}
-			} else {
-				fmt.Fprintln(w, eventLine(ev))
-			}
+		if err := printTailed(c, w, ev, prefix, typ); err != nil {
+			return *next > start, err
 		}
 		if len(events) == 0 {
 			if err := w.Flush(); err != nil {
@@ -216,16 +211,21 @@ func tailOnce(c *cli.Context, w *bufio.Writer, next *uint64, prefix, typ string,
 			return nil
 		}
 		*next = ev.Position + 1
-		if !strings.HasPrefix(ev.Stream, prefix) || (typ != "" && ev.Type != typ) {
-			continue
-		}
-		if c.Bool("json") {
-			if err := writeJSON(w, ev); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintln(w, eventLine(ev))
+		if err := printTailed(c, w, ev, prefix, typ); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// printTailed prints ev if it passes tail's filters (stream prefix, type).
+func printTailed(c *cli.Context, w io.Writer, ev format.Event, prefix, typ string) error {
+	if !strings.HasPrefix(ev.Stream, prefix) || (typ != "" && ev.Type != typ) {
+		return nil
+	}
+	if c.Bool("json") {
+		return writeJSON(w, ev)
+	}
+	_, err := fmt.Fprintln(w, eventLine(ev))
+	return err
 }
