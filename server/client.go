@@ -346,30 +346,14 @@ func (c *Client) pages(ctx context.Context, path string, from uint64, head *uint
 // position seen + 1, through the owner or the file).
 func (c *Client) Subscribe(ctx context.Context, from uint64) iter.Seq2[format.Event, error] {
 	return func(yield func(format.Event, error) bool) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/subscribe?from="+strconv.FormatUint(max(from, 1), 10), nil)
-		if err != nil {
-			yield(format.Event{}, err)
-			return
-		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := c.http.Do(req)
+		resp, err := c.send(ctx, http.MethodGet, "/v1/subscribe?from="+strconv.FormatUint(max(from, 1), 10), nil, nil)
 		if err != nil {
 			if ctx.Err() == nil {
-				yield(format.Event{}, fmt.Errorf("%w (%s): %v", ErrUnreachable, c.where, err))
+				yield(format.Event{}, err)
 			}
 			return
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			e := &APIError{Status: resp.StatusCode}
-			if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e.Body) != nil || e.Body.Error == "" {
-				e.Body = ErrorBody{Error: "subscribe: " + resp.Status, Code: "http"}
-			}
-			yield(format.Event{}, e)
-			return
-		}
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 64<<20) // an event's data may be MiBs
 		kind := ""
