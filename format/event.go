@@ -70,15 +70,18 @@ func shorten(s string) string {
 // ValidateStream reports whether s can be used as a stream id: 1 to 255 bytes
 // of valid UTF-8 without control characters.
 func ValidateStream(s string) error {
-	return validateName("stream", s)
+	return ValidateName("stream", s, MaxNameBytes)
 }
 
-func validateName(field, s string) error {
+// ValidateName checks a name of field (a stream id, an event type, a
+// projection's name): 1 to maxBytes bytes of valid UTF-8 without control
+// characters. The error is an *InvalidError naming field.
+func ValidateName(field, s string, maxBytes int) error {
 	switch {
 	case s == "":
 		return &InvalidError{Field: field, Reason: "must not be empty"}
-	case len(s) > MaxNameBytes:
-		return &InvalidError{Field: field, Value: shorten(s), Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(s), MaxNameBytes)}
+	case len(s) > maxBytes:
+		return &InvalidError{Field: field, Value: shorten(s), Reason: fmt.Sprintf("is %d bytes, the limit is %d", len(s), maxBytes)}
 	case !utf8.ValidString(s):
 		return &InvalidError{Field: field, Value: shorten(s), Reason: "is not valid UTF-8"}
 	}
@@ -96,7 +99,7 @@ func ValidateEventData(ev *EventData, maxDataBytes int) error {
 	if err := ValidateStream(ev.Stream); err != nil {
 		return err
 	}
-	if err := validateName("type", ev.Type); err != nil {
+	if err := ValidateName("type", ev.Type, MaxNameBytes); err != nil {
 		return err
 	}
 	size := len(ev.Data)

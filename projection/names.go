@@ -2,8 +2,6 @@ package projection
 
 import (
 	"fmt"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/evstore/evstore/format"
 	"github.com/evstore/evstore/local"
@@ -20,27 +18,7 @@ const MaxKeyBytes = local.MaxSpaceKeyBytes - 1
 // projection's checkpoint and key space, so it must stay the same across
 // releases.
 func ValidateName(name string) error {
-	bad := func(reason string) error {
-		v := name
-		if len(v) > 64 {
-			v = v[:64] + "…"
-		}
-		return &format.InvalidError{Field: "projection name", Value: v, Reason: reason}
-	}
-	switch {
-	case name == "":
-		return bad("must not be empty")
-	case len(name) > MaxNameBytes:
-		return bad(fmt.Sprintf("is %d bytes, the limit is %d", len(name), MaxNameBytes))
-	case !utf8.ValidString(name):
-		return bad("is not valid UTF-8")
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return bad("contains a control character")
-		}
-	}
-	return nil
+	return format.ValidateName("projection name", name, MaxNameBytes)
 }
 
 func checkKey(key []byte) error {
