@@ -139,10 +139,7 @@ func Listen(store *local.Store, opts Options) (*Server, error) {
 		s.servers = append(s.servers, s.httpServer(handler(store, opts, false, s.closing)))
 	}
 	if opts.TCPAddr != "" {
-		addr := opts.TCPAddr
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
+		addr := LoopbackDefault(opts.TCPAddr)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.close()

@@ -1,6 +1,9 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // RequireToken wraps h so that every request must carry "Authorization:
 // Bearer <token>" (compared in constant time), for other endpoints a
@@ -15,4 +18,13 @@ func RequireToken(h http.Handler, token string) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// LoopbackDefault is addr with a bare port (":8080") bound to 127.0.0.1:
+// what listens on TCP is local unless told otherwise.
+func LoopbackDefault(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
 }

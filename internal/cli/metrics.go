@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +33,7 @@ func startMetrics(c *cli.Context, cmd string, store *local.Store, m *replicate.M
 	if addr == "" {
 		return func() {}, nil
 	}
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
-	}
+	addr = server.LoopbackDefault(addr)
 	token := ""
 	if f := c.String("metrics-token-file"); f != "" {
 		if token, err = readToken(cmd, "metrics-token-file", f); err != nil {

@@ -56,6 +56,11 @@ func pgURLFlag(c *cli.Context, cmd, flag string) (string, error) {
 	return u, nil
 }
 
+// layoutFlag is --layout of replicate and serve.
+func layoutFlag() cli.Flag {
+	return &cli.StringFlag{Name: "layout", Value: string(replicate.LayoutRows), Usage: "`rows` (one row per event) or frames (compressed batches); fixed when a source is created"}
+}
+
 func replicateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replicate",
@@ -78,7 +83,7 @@ func replicateCommand() *cli.Command {
 			schemaFlag(),
 			&cli.BoolFlag{Name: "once", Usage: "stop when PostgreSQL holds everything the log held at start"},
 			&cli.DurationFlag{Name: "retry-for", Value: replicate.DefaultRetryFor, Usage: "with --once, give up (exit 1) after failing for `D`; 0: retry forever"},
-			&cli.StringFlag{Name: "layout", Value: string(replicate.LayoutRows), Usage: "`rows` (one row per event) or frames (compressed batches); fixed when a source is created"},
+			layoutFlag(),
 			&cli.IntFlag{Name: "batch-events", Value: replicate.DefaultBatchEvents, Usage: "at most `N` events per transaction"},
 			&cli.IntFlag{Name: "batch-bytes", Value: replicate.DefaultBatchBytes, Usage: "at most about `N` bytes per transaction"},
 			&cli.DurationFlag{Name: "flush-interval", Value: replicate.DefaultFlushInterval, Usage: "send a partial batch after `D`"},

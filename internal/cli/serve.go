@@ -39,7 +39,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "replicate-to", Usage: "replicate to PostgreSQL `URL` while serving"},
 			sourceFlag(),
 			schemaFlag(),
-			&cli.StringFlag{Name: "layout", Value: string(replicate.LayoutRows), Usage: "replication layout: `rows` or frames"},
+			layoutFlag(),
 			dbFlag(false),
 		}, metricsFlags()...),
 		Action: runServe,
